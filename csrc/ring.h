@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal: the process-local handle and what the ring kinds share.
+ * Not part of the public API (shmring.h is).
+ */
+#ifndef SHMRING_RING_H
+#define SHMRING_RING_H
+
+#include <errno.h>
+#include <stdint.h>
+
+#include "atomics.h"
+#include "shmring.h"
+#include "shmring_abi.h"
+
+/* One table per ring kind; ring.c dispatches through it. */
+struct ring_ops {
+	int (*attach)(shmring_t *r);                 /* after validation; may be NULL */
+	int (*try_put)(shmring_t *r, const void *src, uint64_t len);
+	int64_t (*try_put_many)(shmring_t *r, const void *src, const uint64_t *lens, uint64_t n);
+	int64_t (*try_reserve)(shmring_t *r);
+	int (*commit)(shmring_t *r, uint64_t len);
+	int (*abandon)(shmring_t *r);
+	int64_t (*try_front)(shmring_t *r, uint64_t *len);
+	int (*release)(shmring_t *r);
+	int64_t (*try_get_many)(shmring_t *r, void *dst, uint64_t *lens, uint64_t max);
+	/* 1 when a put (get) might succeed now, else 0; never blocks */
+	int (*writable)(shmring_t *r);
+	int (*readable)(shmring_t *r);
+	void (*close)(shmring_t *r);                 /* give up roles; may be NULL */
+};
+
+struct shmring {
+	/* Read-only after attach: the validated, private copy of the geometry. */
+	struct shmring_hdr *hdr;
+	uint8_t *slots;
+	const struct ring_ops *ops;
+	uint64_t capacity, slot_size, stride, meta_off;
+	uint64_t map_size, page_size;
+	uint32_t kind;
+	int closed;
+	char backing[16];
+
+	/* Producer side, owned by the role holder. */
+	uint64_t prod_epoch;       /* fork epoch + 1 while this handle holds the role */
+	uint64_t tail, tail_idx, head_cache;
+	int reserved;
+
+	/* Consumer side. */
+	uint64_t cons_epoch;
+	uint64_t head, head_idx, tail_cache;
+	int held;
+
+	uint8_t *stage;
+	uint64_t stage_size;
+};
+
+static inline uint8_t *slot_at(const shmring_t *r, uint64_t idx)
+{
+	return r->slots + idx * r->stride;
+}
+
+static inline struct shmring_slot_meta *slot_meta(const shmring_t *r, uint8_t *slot)
+{
+	return (struct shmring_slot_meta *)(void *)(slot + r->meta_off);
+}
+
+static inline uint64_t next_idx(const shmring_t *r, uint64_t idx)
+{
+	return idx + 1 == r->capacity ? 0 : idx + 1;
+}
+
+/* segment.c */
+int segment_geometry(uint64_t capacity, uint64_t slot_size, uint64_t page_size,
+		     uint64_t *stride, uint64_t *meta_off, uint64_t *total);
+int segment_create(const char *name, const struct shmring_params *p, shmring_t *r);
+int segment_attach(const char *name, int any_owner, shmring_t *r);
+void segment_unmap(shmring_t *r);
+
+/* peer.c: who holds what, and whether they still live */
+extern _Atomic uint64_t peer_fork_epoch;
+uint64_t peer_self_token(void);
+int peer_alive(uint64_t token);
+static inline int32_t peer_pid(uint64_t token) { return (int32_t)(token >> 32); }
+int role_claim(struct shmring_role *role, uint64_t *epoch);
+void role_release(struct shmring_role *role, uint64_t *epoch);
+static inline int role_held(uint64_t epoch)
+{
+	return epoch == load_relaxed(&peer_fork_epoch) + 1;
+}
+void attach_register(shmring_t *r);
+void attach_unregister(shmring_t *r);
+
+/* The kinds. */
+extern const struct ring_ops spsc_ops;
+
+#endif /* SHMRING_RING_H */

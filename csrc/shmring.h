@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmring: bounded FIFO rings of fixed-size slots in POSIX shared memory.
+ *
+ * The shared layout is in shmring_abi.h.  A shmring_t is a process-local
+ * handle onto one mapping; it keeps its own copy of the geometry, so nothing
+ * a peer scribbles over the header later can move a read or write outside the
+ * mapping: every index read from shared memory is checked first.
+ *
+ * Conventions (liburing's): setup calls return 0 or -errno.  Non-blocking
+ * calls return >= 0 on success, -EAGAIN when full (put side) or empty (get
+ * side), and otherwise:
+ *   -EPIPE       put side: the ring was shut down
+ *   -ENODATA     get side: shut down and drained (end of stream)
+ *   -EUCLEAN     an index or length in shared memory is impossible
+ *   -EBUSY       an SPSC role is held by another live handle
+ *   -EMSGSIZE    a message longer than slot_size
+ *   -EINPROGRESS a reservation or a received slot is still open on this handle
+ *   -EBADF       the handle was closed
+ * A handle serves one thread at a time.
+ */
+#ifndef SHMRING_H
+#define SHMRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct shmring shmring_t;      /* opaque, process-local */
+
+enum shmring_kind { SHMRING_SPSC = 1, SHMRING_MPMC = 2, SHMRING_LOCKED = 3 };
+
+/* create-time options (shmring_params.hugepages) */
+enum shmring_huge { SHMRING_HUGE_AUTO = 0, SHMRING_HUGE_REQUIRE = 1, SHMRING_HUGE_OFF = 2 };
+
+struct shmring_params {
+	uint32_t kind;            /* enum shmring_kind */
+	uint32_t hugepages;       /* enum shmring_huge */
+	uint64_t capacity;        /* messages, >= 1 */
+	uint64_t slot_size;       /* bytes per message, >= 1 */
+	uint32_t mode;            /* file mode, e.g. 0600 */
+	uint32_t ndim;            /* array rings: > 0; byte rings: 0 */
+	uint64_t shape[8];
+	const char *dtype;        /* array rings: numpy dtype description */
+};
+
+struct shmring_info {
+	uint32_t kind;
+	uint32_t ndim;
+	uint64_t capacity;
+	uint64_t slot_size;
+	uint64_t slot_stride;
+	uint64_t slots_offset;
+	uint64_t size_bytes;      /* bytes mapped */
+	uint64_t page_size;
+	uint64_t shape[8];
+	char dtype[192];
+	char backing[16];         /* "shm", ... */
+	uint64_t length;          /* messages queued now (a snapshot) */
+	uint32_t shut_down;
+	uint32_t is_array;
+	int32_t producer_pid;     /* 0 when no live producer role holder */
+	int32_t consumer_pid;
+	int32_t pids[32];         /* attached processes known alive, 0-terminated */
+};
+
+/* Lifecycle. `name` is the ring name (1-200 chars, no '/', no NUL). */
+int shmring_create(const char *name, const struct shmring_params *p, shmring_t **out);
+/* any_owner: accept a segment owned by another user (default refuses). */
+int shmring_attach(const char *name, int any_owner, shmring_t **out);
+int shmring_unlink(const char *name);
+/* Give up roles and stop using the handle; later calls return -EBADF.
+ * The mapping stays until shmring_free (numpy views may still point into it). */
+void shmring_close(shmring_t *r);
+void shmring_free(shmring_t *r);   /* close if needed, unmap, free; NULL ok */
+
+void *shmring_base(shmring_t *r);          /* the mapping (header at offset 0) */
+int shmring_info(shmring_t *r, struct shmring_info *out);
+uint64_t shmring_length(shmring_t *r);      /* snapshot; 0 if corrupt */
+int shmring_shutdown(shmring_t *r);
+
+/* Put side: 1 = put, -EAGAIN = full. */
+int shmring_try_put(shmring_t *r, const void *src, uint64_t len);
+/* Copy n messages packed back to back in src (lens: each length, or NULL for
+ * slot_size each).  Returns how many were put (>= 1), or < 0. */
+int64_t shmring_try_put_many(shmring_t *r, const void *src, const uint64_t *lens, uint64_t n);
+/* Zero copy: the slot index to write in place, then commit its length, or abandon. */
+int64_t shmring_try_reserve(shmring_t *r);
+int shmring_commit(shmring_t *r, uint64_t len);
+int shmring_abandon(shmring_t *r);
+
+/* Get side. */
+/* Copy the oldest message into this handle's staging buffer (shmring_stage)
+ * and release its slot; returns its length.  -E2BIG when the message is longer
+ * than the stage: nothing is consumed, use front/release instead. */
+int64_t shmring_try_get_staged(shmring_t *r);
+void *shmring_stage(shmring_t *r);
+/* Copy up to max messages to dst, message i at dst + i * slot_size; lens[i]
+ * gets each length (lens may be NULL).  Returns how many (>= 1), or < 0. */
+int64_t shmring_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64_t max);
+/* Zero copy: the slot index of the oldest message (its length in *len); the
+ * slot is held until release. */
+int64_t shmring_try_front(shmring_t *r, uint64_t *len);
+int shmring_release(shmring_t *r);
+
+/* Wait up to timeout_ns (< 0: the default slice) until a put (writable) or a
+ * get (readable) may succeed.  0: try again; -ETIMEDOUT: the time passed.
+ * Callers loop, so that a signal can be handled between waits. */
+int shmring_wait_writable(shmring_t *r, int64_t timeout_ns);
+int shmring_wait_readable(shmring_t *r, int64_t timeout_ns);
+
+const char *shmring_strerror(int err);
+
+#endif /* SHMRING_H */

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SPSC ring: Lamport's ring with cached indices (rigtorp/SPSCQueue).
+ *
+ * The producer owns `tail`, the consumer owns `head`; each keeps its own
+ * counter locally and a cached copy of the other's, and touches the other's
+ * cache line only when the cached copy says full (empty).  No read-modify-
+ * write on the fast path: one acquire load now and then, one release store
+ * per operation or per batch.
+ *
+ *   producer: write slot[tail % cap]; store_release(tail, tail + n)
+ *   consumer: load_acquire(tail); read slot[head % cap]; store_release(head, head + n)
+ *
+ * Every index loaded from shared memory is checked (0 <= tail - head <= cap)
+ * before it is used, and every slot length is read once and checked against
+ * slot_size: a scribbled header gives -EUCLEAN, never a stray access.
+ */
+#include <string.h>
+
+#include "ring.h"
+
+static int claim_producer(shmring_t *r)
+{
+	uint64_t t, h;
+	int rc = role_claim(&r->hdr->producer_role, &r->prod_epoch);
+
+	if (rc < 0)
+		return rc;
+	/* A previous holder may have left; start from what it published.
+	 * Both pair with the release stores of tail (producer) and head (consumer). */
+	t = load_acquire(&r->hdr->tail);
+	h = load_acquire(&r->hdr->head);
+	if (t - h > r->capacity) {
+		role_release(&r->hdr->producer_role, &r->prod_epoch);
+		return -EUCLEAN;
+	}
+	r->tail = t;
+	r->tail_idx = t % r->capacity;
+	r->head_cache = h;
+	r->reserved = 0;
+	return 0;
+}
+
+static int claim_consumer(shmring_t *r)
+{
+	uint64_t t, h;
+	int rc = role_claim(&r->hdr->consumer_role, &r->cons_epoch);
+
+	if (rc < 0)
+		return rc;
+	h = load_acquire(&r->hdr->head);   /* pairs with a previous consumer's release */
+	t = load_acquire(&r->hdr->tail);   /* pairs with the producer's release */
+	if (t - h > r->capacity) {
+		role_release(&r->hdr->consumer_role, &r->cons_epoch);
+		return -EUCLEAN;
+	}
+	r->head = h;
+	r->head_idx = h % r->capacity;
+	r->tail_cache = t;
+	r->held = 0;
+	return 0;
+}
+
+static inline int producer_enter(shmring_t *r)
+{
+	int rc;
+
+	if (unlikely(!role_held(r->prod_epoch)) && (rc = claim_producer(r)) < 0)
+		return rc;
+	if (unlikely(r->reserved))
+		return -EINPROGRESS;
+	/* Relaxed: a put racing a shutdown may go either way; later puts fail. */
+	if (unlikely(load_relaxed(&r->hdr->shutdown)))
+		return -EPIPE;
+	return 0;
+}
+
+static inline int consumer_enter(shmring_t *r)
+{
+	int rc;
+
+	if (unlikely(!role_held(r->cons_epoch)) && (rc = claim_consumer(r)) < 0)
+		return rc;
+	return unlikely(r->held) ? -EINPROGRESS : 0;
+}
+
+/* Free slots, refreshing the cached head only when it says too few. */
+static inline int64_t free_slots(shmring_t *r, uint64_t want)
+{
+	uint64_t used = r->tail - r->head_cache, h;
+
+	if (r->capacity - used >= want)
+		return (int64_t)(r->capacity - used);
+	/* SYNC POINT: pairs with the consumer's release of head in consume():
+	 * its reads of those slots are done, we may overwrite them. */
+	h = load_acquire(&r->hdr->head);
+	used = r->tail - h;
+	if (unlikely(used > r->capacity))
+		return -EUCLEAN;
+	r->head_cache = h;
+	return (int64_t)(r->capacity - used);
+}
+
+/* Messages ready, refreshing the cached tail only when it says none. */
+static inline int64_t ready_msgs(shmring_t *r)
+{
+	uint64_t n = r->tail_cache - r->head, t;
+
+	if (n)
+		return (int64_t)n;
+	/* SYNC POINT: pairs with the producer's release of tail in publish():
+	 * the slot payloads and lengths before it are visible. */
+	t = load_acquire(&r->hdr->tail);
+	n = t - r->head;
+	if (unlikely(n > r->capacity))
+		return -EUCLEAN;
+	r->tail_cache = t;
+	if (n)
+		return (int64_t)n;
+	/* Pairs with shmring_shutdown's release: a put published before the
+	 * shutdown is visible to the second look at tail below. */
+	if (!load_acquire(&r->hdr->shutdown))
+		return -EAGAIN;
+	t = load_acquire(&r->hdr->tail);
+	n = t - r->head;
+	if (unlikely(n > r->capacity))
+		return -EUCLEAN;
+	r->tail_cache = t;
+	return n ? (int64_t)n : -ENODATA;
+}
+
+static inline void publish(shmring_t *r, uint64_t n, uint64_t idx)
+{
+	r->tail += n;
+	r->tail_idx = idx;
+	/* SYNC POINT: publishes the slots written before it; pairs with the
+	 * acquire of tail in ready_msgs(). */
+	store_release(&r->hdr->tail, r->tail);
+}
+
+static inline void consume(shmring_t *r, uint64_t n, uint64_t idx)
+{
+	r->head += n;
+	r->head_idx = idx;
+	/* SYNC POINT: hands the slots back after our reads of them; pairs with
+	 * the acquire of head in free_slots(). */
+	store_release(&r->hdr->head, r->head);
+}
+
+/* The length of the message in a slot: read once, then checked. */
+static inline int64_t msg_len(const shmring_t *r, uint8_t *slot)
+{
+	uint64_t len = read_once(slot_meta(r, slot)->len);
+
+	return unlikely(len > r->slot_size) ? -EUCLEAN : (int64_t)len;
+}
+
+static int spsc_try_put(shmring_t *r, const void *src, uint64_t len)
+{
+	int64_t rc = producer_enter(r);
+	uint8_t *slot;
+
+	if (unlikely(rc < 0))
+		return (int)rc;
+	if (unlikely(len > r->slot_size))
+		return -EMSGSIZE;
+	if ((rc = free_slots(r, 1)) <= 0)
+		return rc < 0 ? (int)rc : -EAGAIN;
+	slot = slot_at(r, r->tail_idx);
+	memcpy(slot, src, len);
+	slot_meta(r, slot)->len = len;
+	publish(r, 1, next_idx(r, r->tail_idx));
+	return 1;
+}
+
+static int64_t spsc_try_put_many(shmring_t *r, const void *src, const uint64_t *lens, uint64_t n)
+{
+	const uint8_t *p = src;
+	int64_t rc = producer_enter(r);
+	uint64_t i, idx;
+
+	if (unlikely(rc < 0))
+		return rc;
+	if ((rc = free_slots(r, n)) <= 0)
+		return rc < 0 ? rc : -EAGAIN;
+	if ((uint64_t)rc < n)
+		n = (uint64_t)rc;
+	for (i = 0, idx = r->tail_idx; i < n; i++, idx = next_idx(r, idx)) {
+		uint64_t len = lens ? lens[i] : r->slot_size;
+		uint8_t *slot = slot_at(r, idx);
+
+		if (unlikely(len > r->slot_size))
+			break;
+		memcpy(slot, p, len);
+		slot_meta(r, slot)->len = len;
+		p += len;
+	}
+	if (i == 0)
+		return -EMSGSIZE;
+	publish(r, i, idx);      /* one release for the whole batch */
+	return (int64_t)i;
+}
+
+static int64_t spsc_try_reserve(shmring_t *r)
+{
+	int64_t rc = producer_enter(r);
+
+	if (unlikely(rc < 0))
+		return rc;
+	if ((rc = free_slots(r, 1)) <= 0)
+		return rc < 0 ? rc : -EAGAIN;
+	r->reserved = 1;
+	return (int64_t)r->tail_idx;
+}
+
+static int spsc_commit(shmring_t *r, uint64_t len)
+{
+	if (!r->reserved || !role_held(r->prod_epoch))
+		return -EINVAL;
+	if (len > r->slot_size)
+		return -EMSGSIZE;
+	r->reserved = 0;
+	slot_meta(r, slot_at(r, r->tail_idx))->len = len;
+	publish(r, 1, next_idx(r, r->tail_idx));
+	return 0;
+}
+
+static int spsc_abandon(shmring_t *r)
+{
+	r->reserved = 0;       /* nothing was published: the slot is simply reused */
+	return 0;
+}
+
+static int64_t spsc_try_front(shmring_t *r, uint64_t *len)
+{
+	int64_t rc = consumer_enter(r);
+
+	if (unlikely(rc < 0))
+		return rc;
+	if ((rc = ready_msgs(r)) < 0)
+		return rc;
+	if ((rc = msg_len(r, slot_at(r, r->head_idx))) < 0)
+		return rc;
+	*len = (uint64_t)rc;
+	r->held = 1;
+	return (int64_t)r->head_idx;
+}
+
+static int spsc_release(shmring_t *r)
+{
+	if (!r->held || !role_held(r->cons_epoch))
+		return -EINVAL;
+	r->held = 0;
+	consume(r, 1, next_idx(r, r->head_idx));
+	return 0;
+}
+
+static int64_t spsc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64_t max)
+{
+	uint8_t *p = dst;
+	int64_t rc = consumer_enter(r);
+	uint64_t i, n, idx;
+
+	if (unlikely(rc < 0))
+		return rc;
+	if ((rc = ready_msgs(r)) < 0)
+		return rc;
+	n = (uint64_t)rc < max ? (uint64_t)rc : max;
+	for (i = 0, idx = r->head_idx; i < n; i++, idx = next_idx(r, idx)) {
+		uint8_t *slot = slot_at(r, idx);
+
+		if ((rc = msg_len(r, slot)) < 0)
+			break;
+		memcpy(p, slot, (uint64_t)rc);
+		if (lens)
+			lens[i] = (uint64_t)rc;
+		p += r->slot_size;
+	}
+	if (i == 0)
+		return rc;
+	consume(r, i, idx);
+	return (int64_t)i;
+}
+
+/* For waiting: a look at the shared indices that changes no local state. */
+static int spsc_writable(shmring_t *r)
+{
+	uint64_t t = load_relaxed(&r->hdr->tail);   /* our own index */
+	uint64_t h = load_acquire(&r->hdr->head);   /* pairs with consume() */
+
+	return t - h < r->capacity || t - h > r->capacity || load_relaxed(&r->hdr->shutdown);
+}
+
+static int spsc_readable(shmring_t *r)
+{
+	/* Pairs with publish() / shmring_shutdown; the try call re-checks. */
+	return load_acquire(&r->hdr->tail) != load_relaxed(&r->hdr->head) ||
+	       load_acquire(&r->hdr->shutdown);
+}
+
+static void spsc_close(shmring_t *r)
+{
+	/* An open reservation is dropped; a held slot stays unconsumed and
+	 * goes to the next consumer. */
+	r->reserved = 0;
+	r->held = 0;
+	role_release(&r->hdr->producer_role, &r->prod_epoch);
+	role_release(&r->hdr->consumer_role, &r->cons_epoch);
+}
+
+const struct ring_ops spsc_ops = {
+	.try_put = spsc_try_put,
+	.try_put_many = spsc_try_put_many,
+	.try_reserve = spsc_try_reserve,
+	.commit = spsc_commit,
+	.abandon = spsc_abandon,
+	.try_front = spsc_try_front,
+	.release = spsc_release,
+	.try_get_many = spsc_try_get_many,
+	.writable = spsc_writable,
+	.readable = spsc_readable,
+	.close = spsc_close,
+};

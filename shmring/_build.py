@@ -1,0 +1,29 @@
+"""Build shmring._lib: cffi out-of-line API mode, compiling csrc/*.c into it.
+
+setup.py names this file in cffi_modules; run it directly to build in place.
+"""
+import re
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+CSRC = HERE.parent / "csrc"
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "_version.py").read_text()).group(1)
+
+ffibuilder = FFI()
+ffibuilder.cdef((HERE / "_cdef.h").read_text())
+ffibuilder.set_source(
+    "shmring._lib",
+    '#include "shmring.h"\n'
+    f'static const char *const SHMRING_BUILD_VERSION = "{VERSION}";\n',
+    # Relative paths: setuptools wants sources inside the project.
+    sources=sorted(str(p.relative_to(HERE.parent)) for p in CSRC.glob("*.c")),
+    include_dirs=["csrc"],
+    depends=sorted(str(p.relative_to(HERE.parent)) for p in CSRC.glob("*.h")),
+    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Wshadow"],
+    libraries=["rt", "pthread"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(tmpdir=str(HERE.parent), verbose=True)
