@@ -185,7 +185,7 @@ int shmring_shutdown(shmring_t *r)
 
 #define ENTER(r) do { if (unlikely((r)->closed)) return -EBADF; } while (0)
 
-int shmring_try_put(shmring_t *r, const void *src, uint64_t len)
+int shmring_try_put(shmring_t *r, const char *src, uint64_t len)
 {
 	ENTER(r);
 	return r->ops->try_put(r, src, len);

@@ -79,7 +79,7 @@ uint64_t shmring_length(shmring_t *r);      /* snapshot; 0 if corrupt */
 int shmring_shutdown(shmring_t *r);
 
 /* Put side: 1 = put, -EAGAIN = full. */
-int shmring_try_put(shmring_t *r, const void *src, uint64_t len);
+int shmring_try_put(shmring_t *r, const char *src, uint64_t len);
 /* Copy n messages packed back to back in src (lens: each length, or NULL for
  * slot_size each).  Returns how many were put (>= 1), or < 0. */
 int64_t shmring_try_put_many(shmring_t *r, const void *src, const uint64_t *lens, uint64_t n);

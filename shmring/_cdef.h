@@ -42,7 +42,7 @@ int shmring_info(shmring_t *r, struct shmring_info *out);
 uint64_t shmring_length(shmring_t *r);
 int shmring_shutdown(shmring_t *r);
 
-int shmring_try_put(shmring_t *r, const void *src, uint64_t len);
+int shmring_try_put(shmring_t *r, const char *src, uint64_t len);
 int64_t shmring_try_put_many(shmring_t *r, const void *src, const uint64_t *lens, uint64_t n);
 int64_t shmring_try_reserve(shmring_t *r);
 int shmring_commit(shmring_t *r, uint64_t len);

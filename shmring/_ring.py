@@ -511,7 +511,8 @@ class ByteRing(Ring):
         self._dtype = None
         super().__init__(h, mem, info, name)
         stage = lib.shmring_stage(h)
-        self._stage = ffi.cast("char *", stage) if stage != ffi.NULL else None
+        # Slicing a cffi buffer makes the bytes object in one step.
+        self._stage = ffi.buffer(stage, self._slot_size) if stage != ffi.NULL else None
         self._batch: tuple[int, Any, Any, Any] | None = None
 
     def _slot_array(self, buf: Any, info: Any) -> np.ndarray:
@@ -595,13 +596,13 @@ class ByteRing(Ring):
     def get(self, timeout: Timeout = None) -> bytes:
         n = _try_get_staged(self._h)
         if n >= 0:
-            return _unpack(self._stage, n)  # type: ignore[no-any-return]
+            return self._stage[0:n]  # type: ignore[no-any-return]
         return self._get_slow(n, timeout)
 
     def try_get(self) -> bytes | None:
         n = _try_get_staged(self._h)
         if n >= 0:
-            return _unpack(self._stage, n)  # type: ignore[no-any-return]
+            return self._stage[0:n]  # type: ignore[no-any-return]
         if n == _EAGAIN:
             return None
         if n == _E2BIG:  # longer than the stage: read it in place
