@@ -257,6 +257,7 @@ const char *shmring_strerror(int err)
 	switch (-err) {
 	case EUCLEAN: return "ring indices or lengths in shared memory are corrupted";
 	case EBUSY: return "the role is held by another live handle";
+	case EOWNERDEAD: return "the peer this wait depends on died holding its role";
 	case EMSGSIZE: return "message larger than a slot";
 	case EINPROGRESS: return "a reserved or received slot is still open on this handle";
 	case EPIPE: return "the ring was shut down";

@@ -27,6 +27,9 @@ struct ring_ops {
 	/* 1 when a put (get) might succeed now, else 0; never blocks */
 	int (*writable)(shmring_t *r);
 	int (*readable)(shmring_t *r);
+	/* 1 when the peer a waiter depends on died holding its role (a writer
+	 * waits on the consumer, a reader on the producer); may be NULL */
+	int (*peer_dead)(shmring_t *r, int reader);
 	void (*close)(shmring_t *r);                 /* give up roles; may be NULL */
 };
 

@@ -103,7 +103,8 @@ int64_t shmring_try_front(shmring_t *r, uint64_t *len);
 int shmring_release(shmring_t *r);
 
 /* Wait up to timeout_ns (< 0: the default slice) until a put (writable) or a
- * get (readable) may succeed.  0: try again; -ETIMEDOUT: the time passed.
+ * get (readable) may succeed.  0: try again; -ETIMEDOUT: the time passed;
+ * -EOWNERDEAD: the peer this wait depends on died holding its role.
  * Callers loop, so that a signal can be handled between waits. */
 int shmring_wait_writable(shmring_t *r, int64_t timeout_ns);
 int shmring_wait_readable(shmring_t *r, int64_t timeout_ns);

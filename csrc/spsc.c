@@ -101,12 +101,12 @@ static inline int64_t free_slots(shmring_t *r, uint64_t want)
 	return (int64_t)(r->capacity - used);
 }
 
-/* Messages ready, refreshing the cached tail only when it says none. */
-static inline int64_t ready_msgs(shmring_t *r)
+/* Messages ready, refreshing the cached tail only when it says too few. */
+static inline int64_t ready_msgs(shmring_t *r, uint64_t want)
 {
 	uint64_t n = r->tail_cache - r->head, t;
 
-	if (n)
+	if (n >= want)
 		return (int64_t)n;
 	/* SYNC POINT: pairs with the producer's release of tail in publish():
 	 * the slot payloads and lengths before it are visible. */
@@ -237,7 +237,7 @@ static int64_t spsc_try_front(shmring_t *r, uint64_t *len)
 
 	if (unlikely(rc < 0))
 		return rc;
-	if ((rc = ready_msgs(r)) < 0)
+	if ((rc = ready_msgs(r, 1)) < 0)
 		return rc;
 	if ((rc = msg_len(r, slot_at(r, r->head_idx))) < 0)
 		return rc;
@@ -263,7 +263,7 @@ static int64_t spsc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64
 
 	if (unlikely(rc < 0))
 		return rc;
-	if ((rc = ready_msgs(r)) < 0)
+	if ((rc = ready_msgs(r, max)) < 0)
 		return rc;
 	n = (uint64_t)rc < max ? (uint64_t)rc : max;
 	for (i = 0, idx = r->head_idx; i < n; i++, idx = next_idx(r, idx)) {
@@ -298,6 +298,14 @@ static int spsc_readable(shmring_t *r)
 	       load_acquire(&r->hdr->shutdown);
 }
 
+static int spsc_peer_dead(shmring_t *r, int reader)
+{
+	struct shmring_role *peer = reader ? &r->hdr->producer_role : &r->hdr->consumer_role;
+	uint64_t tok = load_acquire(&peer->token);   /* pairs with role_claim's CAS */
+
+	return tok != 0 && !peer_alive(tok);
+}
+
 static void spsc_close(shmring_t *r)
 {
 	/* An open reservation is dropped; a held slot stays unconsumed and
@@ -319,5 +327,6 @@ const struct ring_ops spsc_ops = {
 	.try_get_many = spsc_try_get_many,
 	.writable = spsc_writable,
 	.readable = spsc_readable,
+	.peer_dead = spsc_peer_dead,
 	.close = spsc_close,
 };

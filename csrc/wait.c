@@ -19,6 +19,7 @@
 #define YIELD_NS         200000LL
 #define SLEEP_MIN_NS     50000LL
 #define SLEEP_MAX_NS     1000000LL
+#define PEER_CHECK_NS    10000000LL  /* how often a sleeper asks whether its peer died */
 
 static int64_t now_ns(void)
 {
@@ -28,9 +29,9 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static int wait_until(shmring_t *r, int (*ready)(shmring_t *), int64_t timeout_ns)
+static int wait_until(shmring_t *r, int (*ready)(shmring_t *), int reader, int64_t timeout_ns)
 {
-	int64_t start, now, sleep_ns = SLEEP_MIN_NS;
+	int64_t start, now, sleep_ns = SLEEP_MIN_NS, peer_checked = 0;
 	unsigned i;
 
 	if (unlikely(r->closed))
@@ -53,6 +54,12 @@ static int wait_until(shmring_t *r, int (*ready)(shmring_t *), int64_t timeout_n
 			sched_yield();
 			continue;
 		}
+		/* Reading /proc costs microseconds: only sleepers look, now and then. */
+		if (r->ops->peer_dead && now - peer_checked >= PEER_CHECK_NS) {
+			peer_checked = now;
+			if (r->ops->peer_dead(r, reader))
+				return ready(r) ? 0 : -EOWNERDEAD;
+		}
 		{
 			int64_t left = timeout_ns - (now - start);
 			int64_t ns = sleep_ns < left ? sleep_ns : left;
@@ -67,10 +74,10 @@ static int wait_until(shmring_t *r, int (*ready)(shmring_t *), int64_t timeout_n
 
 int shmring_wait_writable(shmring_t *r, int64_t timeout_ns)
 {
-	return wait_until(r, r->ops->writable, timeout_ns);
+	return wait_until(r, r->ops->writable, 0, timeout_ns);
 }
 
 int shmring_wait_readable(shmring_t *r, int64_t timeout_ns)
 {
-	return wait_until(r, r->ops->readable, timeout_ns);
+	return wait_until(r, r->ops->readable, 1, timeout_ns);
 }

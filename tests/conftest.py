@@ -1,0 +1,103 @@
+"""Fixtures shared by the suite: unique ring names, and no leaked segments."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import shmring
+from shmring.testing import segments, unique_name
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", help="run the long soak tests too")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="soak test: run with --soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_segments() -> Iterator[None]:
+    """Fail any test that leaves a new ring in /dev/shm."""
+    before = segments()
+    yield
+    leaked = segments() - before
+    for name in leaked:  # clean up so one leak does not fail every later test
+        try:
+            shmring.unlink(name)
+        except OSError:
+            pass
+    assert not leaked, f"test leaked shared-memory segments: {sorted(leaked)}"
+
+
+@pytest.fixture
+def name() -> Iterator[str]:
+    """A fresh ring name, unlinked after the test if it still exists."""
+    n = unique_name()
+    yield n
+    try:
+        shmring.unlink(n)
+    except FileNotFoundError:
+        pass
+
+
+@pytest.fixture
+def names() -> Iterator[list[str]]:
+    made: list[str] = []
+
+    class Names(list):  # type: ignore[type-arg]
+        def new(self) -> str:
+            n = unique_name()
+            made.append(n)
+            return n
+
+    yield Names()
+    for n in made:
+        try:
+            shmring.unlink(n)
+        except FileNotFoundError:
+            pass
+
+
+def run_python(code: str, *args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run code in a fresh, unrelated interpreter (not a fork of this one)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True, text=True, timeout=timeout, cwd=HERE,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def spawn_python(code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE,
+    )
+
+
+def shm_path(name: str) -> str:
+    return f"/dev/shm/shmring.{name}"
+
+
+def scribble(name: str, offset: int, data: bytes) -> None:
+    """Overwrite bytes of a ring's segment, as a buggy or hostile peer would."""
+    fd = os.open(shm_path(name), os.O_RDWR)
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)
