@@ -94,39 +94,42 @@ static inline int64_t free_slots(shmring_t *r, uint64_t want)
 	/* SYNC POINT: pairs with the consumer's release of head in consume():
 	 * its reads of those slots are done, we may overwrite them. */
 	h = load_acquire(&r->hdr->head);
-	used = r->tail - h;
-	if (unlikely(used > r->capacity))
+	/* head only grows, and never passes tail: head_cache <= h <= tail */
+	if (unlikely(h - r->head_cache > used))
 		return -EUCLEAN;
 	r->head_cache = h;
-	return (int64_t)(r->capacity - used);
+	return (int64_t)(r->capacity - (r->tail - h));
+}
+
+/* Load tail and check it: it only grows, and never runs more than capacity
+ * ahead of head: tail_cache <= t <= head + capacity. */
+static inline int64_t load_tail(shmring_t *r)
+{
+	/* SYNC POINT: pairs with the producer's release of tail in publish():
+	 * the slot payloads and lengths before it are visible. */
+	uint64_t t = load_acquire(&r->hdr->tail);
+
+	if (unlikely(t - r->tail_cache > r->head + r->capacity - r->tail_cache))
+		return -EUCLEAN;
+	r->tail_cache = t;
+	return (int64_t)(t - r->head);
 }
 
 /* Messages ready, refreshing the cached tail only when it says too few. */
 static inline int64_t ready_msgs(shmring_t *r, uint64_t want)
 {
-	uint64_t n = r->tail_cache - r->head, t;
+	int64_t n = (int64_t)(r->tail_cache - r->head);
 
-	if (n >= want)
-		return (int64_t)n;
-	/* SYNC POINT: pairs with the producer's release of tail in publish():
-	 * the slot payloads and lengths before it are visible. */
-	t = load_acquire(&r->hdr->tail);
-	n = t - r->head;
-	if (unlikely(n > r->capacity))
-		return -EUCLEAN;
-	r->tail_cache = t;
-	if (n)
-		return (int64_t)n;
+	if ((uint64_t)n >= want)
+		return n;
+	if ((n = load_tail(r)) != 0)
+		return n;
 	/* Pairs with shmring_shutdown's release: a put published before the
-	 * shutdown is visible to the second look at tail below. */
+	 * shutdown is visible to the second look at tail. */
 	if (!load_acquire(&r->hdr->shutdown))
 		return -EAGAIN;
-	t = load_acquire(&r->hdr->tail);
-	n = t - r->head;
-	if (unlikely(n > r->capacity))
-		return -EUCLEAN;
-	r->tail_cache = t;
-	return n ? (int64_t)n : -ENODATA;
+	n = load_tail(r);
+	return n ? n : -ENODATA;
 }
 
 static inline void publish(shmring_t *r, uint64_t n, uint64_t idx)
@@ -282,20 +285,19 @@ static int64_t spsc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64
 	return (int64_t)i;
 }
 
-/* For waiting: a look at the shared indices that changes no local state. */
+/* For waiting: a look at the shared index of the other side that changes no
+ * local state.  Anything odd says "ready", so the try call reports it. */
 static int spsc_writable(shmring_t *r)
 {
-	uint64_t t = load_relaxed(&r->hdr->tail);   /* our own index */
 	uint64_t h = load_acquire(&r->hdr->head);   /* pairs with consume() */
 
-	return t - h < r->capacity || t - h > r->capacity || load_relaxed(&r->hdr->shutdown);
+	return r->tail - h != r->capacity || load_relaxed(&r->hdr->shutdown);
 }
 
 static int spsc_readable(shmring_t *r)
 {
 	/* Pairs with publish() / shmring_shutdown; the try call re-checks. */
-	return load_acquire(&r->hdr->tail) != load_relaxed(&r->hdr->head) ||
-	       load_acquire(&r->hdr->shutdown);
+	return load_acquire(&r->hdr->tail) != r->head || load_acquire(&r->hdr->shutdown);
 }
 
 static int spsc_peer_dead(shmring_t *r, int reader)
