@@ -54,10 +54,10 @@ int shmring_create(const char *name, const struct shmring_params *p, shmring_t *
 		return rc;
 	}
 	r->ops = ops_for(r->kind);
+	r->hdr->creator = peer_self_token();
 	/* SYNC POINT: publishes the initialised header and kind area; pairs
 	 * with the acquire of abi in segment_attach(). */
 	store_release(&r->hdr->abi, SHMRING_ABI);
-	r->hdr->creator = peer_self_token();
 	if ((rc = finish_open(r, out)) < 0) {
 		shmring_free(r);
 		shmring_unlink(name);

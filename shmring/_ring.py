@@ -216,6 +216,23 @@ def _wrap(h: Any, name: str) -> Ring:
         raise
 
 
+class _ReadOnlyMemory:
+    """Exports the slots read-only through __array_interface__.
+
+    A read-only memoryview would not do: numpy looks through it to the writable
+    cffi buffer and lets anyone set flags.writeable = True again.  Holding `mem`
+    keeps the mapping alive as long as any recv() view exists.
+    """
+
+    def __init__(self, mem: Any, offset: int, shape: tuple[int, ...], dtype: np.dtype,
+                 strides: tuple[int, ...]) -> None:
+        self._mem = mem
+        self.__array_interface__ = {
+            "version": 3, "shape": shape, "typestr": dtype.str, "descr": dtype.descr,
+            "strides": strides, "data": (int(ffi.cast("uintptr_t", mem)) + offset, True),
+        }
+
+
 class _Reservation:
     """Context of ring.reserve(): the view is published at the end of the block."""
 
@@ -283,13 +300,15 @@ class Ring:
         self._lenp = ffi.new("uint64_t *")
         self._reservation = _Reservation(h)
         self._received = _Received(h)
-        buf = ffi.buffer(mem, info.size_bytes)
-        self._slots = self._slot_array(buf, info)
-        ro = self._slots.view()
-        ro.flags.writeable = False
-        self._slots_ro = ro
+        shape, dtype = self._slot_layout()
+        strides = (int(info.slot_stride),) + _c_strides(shape[1:], dtype)
+        offset = int(info.slots_offset)
+        self._slots = np.ndarray(shape, dtype, buffer=ffi.buffer(mem, info.size_bytes),
+                                 offset=offset, strides=strides)
+        self._slots_ro = np.asarray(_ReadOnlyMemory(mem, offset, shape, dtype, strides))
 
-    def _slot_array(self, buf: Any, info: Any) -> np.ndarray:
+    def _slot_layout(self) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and dtype of the array laid over all slots: (capacity, *message shape)."""
         raise NotImplementedError
 
     # -- properties ---------------------------------------------------------------
@@ -515,11 +534,8 @@ class ByteRing(Ring):
         self._stage = ffi.buffer(stage, self._slot_size) if stage != ffi.NULL else None
         self._batch: tuple[int, Any, Any, Any] | None = None
 
-    def _slot_array(self, buf: Any, info: Any) -> np.ndarray:
-        return np.ndarray(
-            (self._capacity, self._slot_size), np.uint8, buffer=buf,
-            offset=info.slots_offset, strides=(info.slot_stride, 1),
-        )
+    def _slot_layout(self) -> tuple[tuple[int, ...], np.dtype]:
+        return (self._capacity, self._slot_size), np.dtype(np.uint8)
 
     def _put_any(self, item: Any) -> int:
         """try_put of anything bytes-like that is not a bytes object."""
@@ -646,12 +662,9 @@ class ArrayRing(Ring):
         self._nbytes = int(info.slot_size)
         super().__init__(h, mem, info, name)
 
-    def _slot_array(self, buf: Any, info: Any) -> np.ndarray:
+    def _slot_layout(self) -> tuple[tuple[int, ...], np.dtype]:
         assert self._shape is not None and self._dtype is not None
-        return np.ndarray(
-            (self._capacity,) + self._shape, self._dtype, buffer=buf, offset=info.slots_offset,
-            strides=(info.slot_stride,) + _c_strides(self._shape, self._dtype),
-        )
+        return (self._capacity,) + self._shape, self._dtype
 
     def _check(self, item: Any) -> None:
         if not isinstance(item, np.ndarray):
