@@ -10,7 +10,14 @@
 See README.md for the guarantees and the ring protocol.
 """
 from ._version import __version__
-from ._lib import ffi as _ffi, lib as _lib  # type: ignore[import-not-found]
+
+try:
+    from ._lib import ffi as _ffi, lib as _lib  # type: ignore[import-not-found]
+except ImportError as _exc:  # pragma: no cover - depends on how it was installed
+    raise ImportError(
+        f"shmring's compiled core is missing ({_exc}). In a source checkout, build it with "
+        "`pip install -e .`; or run from outside the checkout so the installed package is imported."
+    ) from None
 
 _built = _ffi.string(_lib.SHMRING_BUILD_VERSION).decode()
 if _built != __version__:
