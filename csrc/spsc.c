@@ -11,6 +11,10 @@
  *   producer: write slot[tail % cap]; store_release(tail, tail + n)
  *   consumer: load_acquire(tail); read slot[head % cap]; store_release(head, head + n)
  *
+ * Running handles step their slot index one at a time; a role claimant
+ * computes it as counter % capacity.  The two agree until the 64-bit counters
+ * wrap (2^64 messages: centuries) unless capacity is a power of two.
+ *
  * Every index loaded from shared memory is checked (0 <= tail - head <= cap)
  * before it is used, and every slot length is read once and checked against
  * slot_size: a scribbled header gives -EUCLEAN, never a stray access.
