@@ -25,6 +25,8 @@
 /* One load of a plain field a peer may rewrite at any time (the kernel's
  * READ_ONCE): validate the local copy, never the field a second time. */
 #define read_once(x)         (*(const volatile __typeof__(x) *)&(x))
+/* Sequentially consistent read-modify-write: the wait/notify handshake (wait.c). */
+#define rmw_add_seq_cst(p, v) atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
 #define cas_acq_rel(p, expp, v) \
 	atomic_compare_exchange_strong_explicit((p), (expp), (v), \
 		memory_order_acq_rel, memory_order_acquire)

@@ -67,7 +67,8 @@ static uint64_t make_token(void)
 static void after_fork_child(void)
 {
 	/* The child holds none of its parent's roles and has its own token. */
-	atomic_fetch_add(&peer_fork_epoch, 1);
+	/* The child runs one thread here: a plain increment is enough. */
+	store_relaxed(&peer_fork_epoch, load_relaxed(&peer_fork_epoch) + 1);
 	store_relaxed(&self_token, make_token());
 }
 

@@ -22,10 +22,14 @@ static const struct ring_ops *ops_for(uint32_t kind)
 	}
 }
 
+/* A waiter spins about as long as one futex wake-up costs here (~20-30 us). */
+#define DEFAULT_SPIN_NS 20000
+
 static int finish_open(shmring_t *r, shmring_t **out)
 {
 	int rc;
 
+	r->spin_ns = DEFAULT_SPIN_NS;
 	if (r->ops->attach && (rc = r->ops->attach(r)) < 0)
 		return rc;
 	if (r->slot_size <= STAGE_MAX) {
@@ -180,6 +184,9 @@ int shmring_shutdown(shmring_t *r)
 	/* SYNC POINT: pairs with the acquire of shutdown in the get side's
 	 * empty check (and with the waiters' readiness checks). */
 	store_release(&r->hdr->shutdown, 1);
+	/* Every waiter on every side must look again (rare: no need to ask). */
+	wait_wake_all(&r->hdr->data_waitq);
+	wait_wake_all(&r->hdr->space_waitq);
 	return 0;
 }
 

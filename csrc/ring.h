@@ -42,6 +42,7 @@ struct shmring {
 	uint64_t map_size, page_size;
 	uint32_t kind;
 	int closed;
+	int64_t spin_ns;           /* how long a waiter spins before it sleeps */
 	char backing[16];
 
 	/* Producer side, owned by the role holder. */
@@ -93,6 +94,18 @@ static inline int role_held(uint64_t epoch)
 }
 void attach_register(shmring_t *r);
 void attach_unregister(shmring_t *r);
+
+/* wait.c: the slow half of notify() */
+void wait_wake_all(struct shmring_waitq *q);
+
+/* After publishing index stores: wake the other side if it sleeps; no system
+ * call unless someone does.  The read of `sleepers` is a read-modify-write, not
+ * a load: see the top of wait.c for why that loses no wake-up. */
+static inline void notify(struct shmring_waitq *q)
+{
+	if (unlikely(rmw_add_seq_cst(&q->sleepers, 0)))
+		wait_wake_all(q);
+}
 
 /* The kinds. */
 extern const struct ring_ops spsc_ops;

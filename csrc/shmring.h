@@ -109,6 +109,9 @@ int shmring_release(shmring_t *r);
 int shmring_wait_writable(shmring_t *r, int64_t timeout_ns);
 int shmring_wait_readable(shmring_t *r, int64_t timeout_ns);
 
+/* How long a waiter spins before it sleeps on the futex (default 20 us). */
+void shmring_set_spin(shmring_t *r, int64_t spin_ns);
+
 const char *shmring_strerror(int err);
 
 #endif /* SHMRING_H */

@@ -9,7 +9,7 @@
  *   384    attached    tokens of the processes that have the ring mapped
  *   1024   producer    the producers' index `tail`              (own 128 bytes)
  *   1152   consumer    the consumers' index `head`              (own 128 bytes)
- *   1280   waiting     futex words (reserved for the wait/notify module)
+ *   1280   waiting     wait queues: consumers wait for data, producers for space
  *   2048   kind area   private to one ring kind (the locked ring's mutex, ...)
  *   4096   slots       capacity * slot_stride bytes
  *
@@ -52,6 +52,12 @@
 struct shmring_slot_meta {
 	_Atomic uint64_t seq;   /* MPMC turn word; unused by SPSC */
 	uint64_t len;           /* message length, <= slot_size; checked on read */
+};
+
+/* A wait queue (wait.c): sleepers futex-wait on `seq`, a notifier bumps it. */
+struct shmring_waitq {
+	_Atomic uint32_t seq;        /* the futex word */
+	_Atomic uint32_t sleepers;   /* processes in, or about to enter, futex_wait */
 };
 
 struct shmring_role {
@@ -99,8 +105,11 @@ struct shmring_hdr {
 	_Atomic uint64_t head;
 	uint8_t _pad4[128 - 8];
 
-	/* 1280: reserved for wait/notify words */
-	uint8_t waiting[2048 - 1280];
+	/* 1280: wait queues, each on its own pair of lines */
+	struct shmring_waitq data_waitq;     /* consumers wait here for messages */
+	uint8_t _pad5[128 - 8];
+	struct shmring_waitq space_waitq;    /* producers wait here for free slots */
+	uint8_t _pad6[2048 - 1408 - 8];
 
 	/* 2048: private to one ring kind */
 	uint8_t kind_area[4096 - 2048];
@@ -113,6 +122,8 @@ _Static_assert(offsetof(struct shmring_hdr, attached) == 384, "attach table");
 _Static_assert(offsetof(struct shmring_hdr, tail) == 1024, "producer line");
 _Static_assert(offsetof(struct shmring_hdr, head) - offsetof(struct shmring_hdr, tail) >= 128,
 	       "head and tail must not share a prefetch pair of cache lines");
+_Static_assert(offsetof(struct shmring_hdr, data_waitq) == 1280, "wait queues");
+_Static_assert(offsetof(struct shmring_hdr, space_waitq) == 1408, "wait queues apart");
 _Static_assert(offsetof(struct shmring_hdr, kind_area) == 2048, "kind area");
 _Static_assert(sizeof(struct shmring_slot_meta) == 16, "slot metadata");
 /* Shared atomics must not hide a lock: a lock would be process-local. */

@@ -42,6 +42,8 @@ static int claim_producer(shmring_t *r)
 	r->tail_idx = t % r->capacity;
 	r->head_cache = h;
 	r->reserved = 0;
+	/* Only the producer waits for space; a holder that died asleep left its count. */
+	store_relaxed(&r->hdr->space_waitq.sleepers, 0);
 	return 0;
 }
 
@@ -62,6 +64,7 @@ static int claim_consumer(shmring_t *r)
 	r->head_idx = h % r->capacity;
 	r->tail_cache = t;
 	r->held = 0;
+	store_relaxed(&r->hdr->data_waitq.sleepers, 0);   /* as in claim_producer */
 	return 0;
 }
 
@@ -141,8 +144,9 @@ static inline void publish(shmring_t *r, uint64_t n, uint64_t idx)
 	r->tail += n;
 	r->tail_idx = idx;
 	/* SYNC POINT: publishes the slots written before it; pairs with the
-	 * acquire of tail in ready_msgs(). */
+	 * acquire of tail in load_tail(). */
 	store_release(&r->hdr->tail, r->tail);
+	notify(&r->hdr->data_waitq);
 }
 
 static inline void consume(shmring_t *r, uint64_t n, uint64_t idx)
@@ -152,6 +156,7 @@ static inline void consume(shmring_t *r, uint64_t n, uint64_t idx)
 	/* SYNC POINT: hands the slots back after our reads of them; pairs with
 	 * the acquire of head in free_slots(). */
 	store_release(&r->hdr->head, r->head);
+	notify(&r->hdr->space_waitq);
 }
 
 /* The length of the message in a slot: read once, then checked. */

@@ -1,25 +1,44 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Waiting until a ring may be ready: spin, then yield, then short sleeps.
+ * Waiting and waking: spin briefly, then sleep on a futex in the segment.
  *
- * A spinning hand-off costs ~0.05 us on this class of machine, waking a
- * sleeper ~30 us; so a waiter first spins (pause instruction) for about the
- * cost of one wake-up, then yields the core, then sleeps in growing steps.
- * The caller gives a bounded slice and loops, so Python can run signal
- * handlers (Ctrl+C) between slices; nothing here holds the GIL.
+ * On this class of machine a spinning hand-off costs ~0.05 us and waking a
+ * sleeping process ~30 us, so a waiter first spins (pause instruction) for
+ * about the cost of one wake-up (spin_ns, per handle), and only then sleeps.
+ *
+ * A wait queue is an event count: `seq` is the futex word, bumped by every
+ * wake-up; `sleepers` counts processes that are in, or about to enter,
+ * futex_wait.  The side that publishes (notify) makes no system call unless
+ * someone sleeps.  Why no wake-up is lost:
+ *
+ *   notifier                              sleeper
+ *   store_release(index)                  fetch_add(sleepers, 1)      seq_cst RMW
+ *   fetch_add(sleepers, 0)  seq_cst RMW   s = load_acquire(seq); ready? (load index)
+ *   if it read > 0: seq++, futex_wake     if not ready: futex_wait(seq, s)
+ *
+ * Both sides read-modify-write `sleepers`, so one RMW reads the other's value.
+ * If the notifier's comes second it reads >= 1 and wakes: the seq bump makes
+ * a futex_wait that has not started return at once (seq != s).  If the
+ * sleeper's comes second it reads from the notifier's RMW, which (seq_cst:
+ * release and acquire) makes the notifier's index store visible to the
+ * sleeper's readiness check, and it does not sleep.  RMWs rather than
+ * fences: the argument holds in the C11 model and ThreadSanitizer checks it.
+ * The futex is not FUTEX_PRIVATE: the word lives in shared memory.
+ *
+ * Waits are bounded slices (the caller loops) so that Python can run signal
+ * handlers (Ctrl+C) between them; nothing here holds the GIL.
  */
 #define _GNU_SOURCE
-#include <sched.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ring.h"
 
 #define DEFAULT_SLICE_NS 50000000LL   /* 50 ms: Ctrl+C is seen well within 100 ms */
-#define SPIN_NS          20000LL      /* ~ the cost of one futex wake-up here */
-#define YIELD_NS         200000LL
-#define SLEEP_MIN_NS     50000LL
-#define SLEEP_MAX_NS     1000000LL
-#define PEER_CHECK_NS    10000000LL  /* how often a sleeper asks whether its peer died */
+#define PEER_CHECK_NS    10000000LL   /* how often a sleeper asks whether its peer died */
 
 static int64_t now_ns(void)
 {
@@ -29,55 +48,80 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static int wait_until(shmring_t *r, int (*ready)(shmring_t *), int reader, int64_t timeout_ns)
+static void futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t ns)
 {
-	int64_t start, now, sleep_ns = SLEEP_MIN_NS, peer_checked = 0;
-	unsigned i;
+	struct timespec ts = { ns / 1000000000LL, ns % 1000000000LL };
+
+	/* Returns at once if *word != expect; EINTR and timeouts just return. */
+	syscall(SYS_futex, word, FUTEX_WAIT, expect, &ts, NULL, 0);
+}
+
+void wait_wake_all(struct shmring_waitq *q)
+{
+	/* Pairs with the sleeper's acquire of seq before its re-check. */
+	rmw_add_seq_cst(&q->seq, 1);
+	syscall(SYS_futex, &q->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static int wait_until(shmring_t *r, int (*ready)(shmring_t *), struct shmring_waitq *q,
+		      int reader, int64_t timeout_ns)
+{
+	int64_t start, now, deadline, peer_checked;
+	int rc = -ETIMEDOUT;
 
 	if (unlikely(r->closed))
 		return -EBADF;
 	if (timeout_ns < 0)
 		timeout_ns = DEFAULT_SLICE_NS;
 	start = now_ns();
-	for (;;) {
-		for (i = 0; i < 64; i++) {
+	deadline = start + timeout_ns;
+	do {                                  /* spin: cheap if the peer is quick */
+		for (unsigned i = 0; i < 64; i++) {
 			if (ready(r))
 				return 0;
 			cpu_relax();
 		}
 		now = now_ns();
-		if (now - start >= timeout_ns)
-			return -ETIMEDOUT;
-		if (now - start < SPIN_NS)
-			continue;
-		if (now - start < YIELD_NS) {
-			sched_yield();
-			continue;
+	} while (now - start < r->spin_ns && now < deadline);
+
+	/* Sleep.  See the top of this file for why no wake-up is lost. */
+	rmw_add_seq_cst(&q->sleepers, 1);   /* pairs with notify()'s RMW */
+	peer_checked = now;
+	for (;;) {
+		uint32_t seq = load_acquire(&q->seq);   /* pairs with wait_wake_all() */
+
+		if (ready(r)) {
+			rc = 0;
+			break;
 		}
-		/* Reading /proc costs microseconds: only sleepers look, now and then. */
+		now = now_ns();
+		if (now >= deadline)
+			break;
+		/* Reading /proc costs microseconds: sleepers look now and then. */
 		if (r->ops->peer_dead && now - peer_checked >= PEER_CHECK_NS) {
 			peer_checked = now;
-			if (r->ops->peer_dead(r, reader))
-				return ready(r) ? 0 : -EOWNERDEAD;
+			if (r->ops->peer_dead(r, reader)) {
+				rc = ready(r) ? 0 : -EOWNERDEAD;
+				break;
+			}
 		}
-		{
-			int64_t left = timeout_ns - (now - start);
-			int64_t ns = sleep_ns < left ? sleep_ns : left;
-			struct timespec ts = { ns / 1000000000LL, ns % 1000000000LL };
-
-			nanosleep(&ts, NULL);
-			if (sleep_ns < SLEEP_MAX_NS)
-				sleep_ns *= 2;
-		}
+		futex_wait(&q->seq, seq, deadline - now < PEER_CHECK_NS ? deadline - now : PEER_CHECK_NS);
 	}
+	rmw_add_seq_cst(&q->sleepers, (uint32_t)-1);
+	return rc;
 }
 
 int shmring_wait_writable(shmring_t *r, int64_t timeout_ns)
 {
-	return wait_until(r, r->ops->writable, 0, timeout_ns);
+	return wait_until(r, r->ops->writable, &r->hdr->space_waitq, 0, timeout_ns);
 }
 
 int shmring_wait_readable(shmring_t *r, int64_t timeout_ns)
 {
-	return wait_until(r, r->ops->readable, 1, timeout_ns);
+	return wait_until(r, r->ops->readable, &r->hdr->data_waitq, 1, timeout_ns);
+}
+
+void shmring_set_spin(shmring_t *r, int64_t spin_ns)
+{
+	r->spin_ns = spin_ns < 0 ? 0 : spin_ns;
 }

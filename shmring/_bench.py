@@ -15,7 +15,8 @@ How it measures, and why:
   its case reports FAILED, not a number.
 - Every blocking call has a timeout, and the parent kills a trial that overruns (a
   blocking pipe read has no timeout of its own: the parent's watchdog covers it).
-- Reported: the median and the min-max over trials, never the best run alone.
+- Reported: the median and the min-max over trials, never the best run alone; a ratio
+  is the median of the same-round ratios, which cancels most of a shared host's noise.
 
 A transport is one class with a method per (role, workload) it supports, e.g.
 `producer_msg64` / `consumer_msg64`; each prepares in the child process and returns a
@@ -50,10 +51,12 @@ from shmring import testing
 RING_KINDS = ["spsc"]  # each kind gets its own rows; "mpmc" and "locked" join here
 
 # The first capacity of each workload is the default; the rest run only in full mode.
-# Defaults, from this machine's sweeps (benchmarks/README.md): 64 B one at a time is
-# flat in capacity, so the small ring; batches of 256 want room for many batches in
-# flight; 1 MiB frames: 8 slots (an 8 MiB ring) is as fast as 16 with half the memory.
-RING_CAPACITIES = {"msg64": (1024, 4096, 65536), "batch64": (65536, 4096), "frame1m": (8, 16)}
+# From this machine's sweeps (benchmarks/README.md): one 64 B message at a time is flat
+# in capacity (Python, not the ring, sets the pace), so the small ring; batches of 256
+# measured flat too, but C rings of 2-8 MiB ran several times faster than small ones,
+# so 65536 slots (8 MiB at a 128 B stride); 1 MiB frames: 16 slots (16 MiB) fall out of
+# cache and run slower, 2-8 do not differ, so 4.
+RING_CAPACITIES = {"msg64": (1024, 4096, 65536), "batch64": (65536, 4096), "frame1m": (4, 2, 8, 16)}
 
 CALL_TIMEOUT = 10.0  # seconds for any one blocking call (put, get, barrier)
 TRIAL_TIMEOUT = 180.0  # the parent kills a trial that takes longer
@@ -106,17 +109,17 @@ class Workload:
 WORKLOADS = [
     Workload(
         "msg64", "64 B messages, one put()/get() each", 64, "msgs/s",
-        (200_000, 1_000_000), POOL, ("msg64", "os.pipe"),
+        (300_000, 1_000_000), POOL, ("msg64", "os.pipe"),
         Target("≥ 4 M msgs/s and ≥ 5× os.pipe", min_rate=4e6, min_ratio=5.0),
     ),
     Workload(
         "batch64", "64 B messages, put_many()/get_many() of 256", 64, "msgs/s",
-        (1 << 21, 1 << 24), POOL, ("msg64", "os.pipe"),
+        (1 << 22, 1 << 24), POOL, ("msg64", "os.pipe"),
         Target("≥ 50 M msgs/s", min_rate=50e6),
     ),
     Workload(
         "frame1m", "1 MiB frames, written in place (reserve) and read whole (recv)", FRAME,
-        "frames/s", (300, 3000), 32, ("frame1m", "np.copyto"),
+        "frames/s", (1000, 3000), 32, ("frame1m", "np.copyto"),
         Target("≥ 0.9× np.copyto", min_ratio=0.9),
     ),
 ]
@@ -499,17 +502,20 @@ class Case:
     workload: Workload
     transport: Transport
     default: bool  # False: a variant (another capacity or buffer) shown for comparison
-    rates: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    outcomes: list[float | str] = field(default_factory=list)  # per round: msgs/s, or why it failed
+    seconds: list[float | None] = field(default_factory=list)
 
     @property
-    def failed(self) -> bool:
-        return bool(self.failures)
+    def rates(self) -> list[float]:
+        return [x for x in self.outcomes if isinstance(x, float)]
+
+    @property
+    def failures(self) -> list[str]:
+        return [x for x in self.outcomes if isinstance(x, str)]
 
     @property
     def median(self) -> float | None:
-        return None if self.failed or not self.rates else statistics.median(self.rates)
+        return None if self.failures or not self.rates else statistics.median(self.rates)
 
 
 def _cases(quick: bool, only: list[str] | None) -> list[Case]:
@@ -580,12 +586,15 @@ def _run_trial(case: Case, n: int, cores: list[int | None]) -> float:
 
 
 def _collect(procs: list[tuple[str, Any, Any]]) -> dict[str, Any]:
+    """Each child's ("ok", t0, t1); TrialFailed on an error, a death or the deadline."""
     pending = {rx: (role, p) for role, p, rx in procs}
-    out = {}
+    out, errors = {}, []
     deadline = time.monotonic() + TRIAL_TIMEOUT
     while pending:
         left = deadline - time.monotonic()
         if left <= 0:
+            if errors:
+                break
             raise TrialFailed(f"timed out after {TRIAL_TIMEOUT:.0f} s ({', '.join(r for r, _ in pending.values())})")
         for rx in mp.connection.wait(list(pending), left):
             role, p = pending.pop(rx)
@@ -593,10 +602,19 @@ def _collect(procs: list[tuple[str, Any, Any]]) -> dict[str, Any]:
                 msg = rx.recv()
             except EOFError:
                 p.join(1)
-                raise TrialFailed(f"{role} died without a result (exit code {p.exitcode})") from None
-            if msg[0] != "ok":
-                raise TrialFailed(msg[1])  # the finally of _run_trial kills the peer now
-            out[role] = msg
+                msg = ("error", f"{role} died without a result (exit code {p.exitcode})")
+            if msg[0] == "ok":
+                out[role] = msg
+            elif not errors:
+                # The peer's account usually follows (a consumer's DataError explains the
+                # producer's BrokenPipeError): give it a second, not the full deadline.
+                errors.append(msg[1])
+                deadline = min(deadline, time.monotonic() + 1.0)
+            else:
+                errors.append(msg[1])
+    if errors:
+        errors.sort(key=lambda e: "DataError" not in e)  # the data verdict first
+        raise TrialFailed("; ".join(errors))
     return out
 
 
@@ -633,6 +651,24 @@ def _machine() -> dict[str, Any]:
     }
 
 
+def _cpu_snapshot() -> tuple[list[int], float]:
+    """(/proc/stat cpu jiffies, CPU seconds of this process and its reaped children)."""
+    with open("/proc/stat") as f:
+        jiffies = [int(x) for x in f.readline().split()[1:9]]
+    t = os.times()
+    return jiffies, t.user + t.system + t.children_user + t.children_system
+
+
+def _others_share(start: tuple[list[int], float], end: tuple[list[int], float]) -> tuple[float, float]:
+    """Shares of all CPUs used by other processes, and stolen by the host, between two snapshots."""
+    d = [b - a for a, b in zip(start[0], end[0])]
+    total = sum(d) or 1
+    user, nice, system, idle, iowait, irq, softirq, steal = d
+    ours = (end[1] - start[1]) * os.sysconf("SC_CLK_TCK")
+    busy = user + nice + system + irq + softirq
+    return max(0.0, busy - ours) / total, steal / total
+
+
 def _si(x: float) -> str:
     for div, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
         if x >= div:
@@ -648,91 +684,91 @@ def _reference(case: Case, cases: list[Case]) -> Case | None:
 
 
 def _ratio(case: Case, cases: list[Case]) -> float | None:
+    """Median over rounds of (this case / its reference) in the same round: the rounds
+    are interleaved, so a noisy round slows both and the pairing cancels most of it."""
     ref = _reference(case, cases)
-    if ref is None or ref.median is None or case.median is None:
+    if ref is None or case.median is None or ref.median is None:
         return None
-    return case.median / ref.median
+    pairs = [a / b for a, b in zip(case.outcomes, ref.outcomes) if isinstance(a, float) and isinstance(b, float)]
+    return statistics.median(pairs) if pairs else None
+
+
+def _target(case: Case, cases: list[Case]) -> tuple[str, bool | None] | None:
+    t = case.workload.target
+    if t is None or not isinstance(case.transport, RingTransport):
+        return None
+    return t.text, t.met(case.median, _ratio(case, cases))
 
 
 def _row(case: Case, cases: list[Case], first: bool) -> str:
     wl, ref = case.workload, _reference(case, cases)
     label = case.transport.label
-    variants = [c for c in cases if c.workload is wl and type(c.transport) is type(case.transport)]
-    if case.default and len(variants) > 1:
+    if case.default and sum(c.workload is wl and type(c.transport) is type(case.transport) for c in cases) > 1:
         label += " (default)"
-    if case.failed:
-        why = f"FAILED in {len(case.failures)} of {len(case.failures) + len(case.rates)} trials"
-        return f"| {wl.title if first else ''} | {label} | **FAILED** | {why} | | | |"
-    if not case.rates:
-        return f"| {wl.title if first else ''} | {label} | - | no trials | | | |"
-    med, ratio = case.median, _ratio(case, cases)
-    assert med is not None
+    cells = [wl.title if first else "", label]
+    if case.median is None:
+        n_bad = len(case.failures)
+        cells += ["**FAILED**", f"{n_bad} of {len(case.outcomes)} trials" if n_bad else "no trials", "", "", ""]
+        return "| " + " | ".join(cells) + " |"
+    ratio, target = _ratio(case, cases), _target(case, cases)
     if ref is case:
         vs = "reference"
+    elif ref is None:
+        vs = ""
     elif ratio is None:
-        vs = "-" if ref is None else "n/a (reference failed)"
+        vs = "n/a: reference failed"
     else:
-        rwl = "" if ref.workload is wl else f" ({ref.workload.title.split(',')[0]}, one per call)"
-        vs = f"{ratio:.2f}× {ref.transport.label}{rwl}"
-    target = ""
-    if isinstance(case.transport, RingTransport) and wl.target:
-        met = wl.target.met(med, ratio)
-        target = f"{wl.target.text}: " + ("n/a" if met is None else "**met**" if met else "**missed**")
-    gbs = med * wl.nbytes / 1e9
-    return (
-        f"| {wl.title if first else ''} | {label} | {_si(med)} {wl.unit} | "
-        f"{_si(min(case.rates))}–{_si(max(case.rates))} | {gbs:.2f} | {vs} | {target} |"
-    )
+        same = ref.workload is wl
+        vs = f"{ratio:.2f}× {ref.transport.label}" + ("" if same else f" ({ref.workload.key})")
+    cells += [
+        f"{_si(case.median)} {wl.unit}", f"{_si(min(case.rates))}–{_si(max(case.rates))}",
+        f"{case.median * wl.nbytes / 1e9:.2f}", vs,
+        "" if target is None else f"{target[0]}: " + {None: "n/a", True: "**met**", False: "**missed**"}[target[1]],
+    ]
+    return "| " + " | ".join(cells) + " |"
 
 
-def _report(out: TextIO, cases: list[Case], machine: dict[str, Any], mode: str, trials: int,
-            pinning: str, wall: float) -> None:
-    m = machine
-    backing = sorted({b for c in cases if isinstance(c.transport, RingTransport) for b in c.transport.backing})
+def _report(out: TextIO, cases: list[Case], m: dict[str, Any], quick: bool, wall: float) -> None:
     w = out.write
-    w(f"## shmring bench ({mode}: {trials} trials per case, interleaved)\n\n")
-    w(f"- machine: {m['cpu']}, {m['cpus_online']} CPUs ({m['cpus_usable']} usable), Linux {m['kernel']}\n")
-    w(f"- software: Python {m['python']}, numpy {m['numpy']}, shmring {m['shmring']}\n")
-    w(f"- date: {m['date']}; load average at start {m['loadavg_start'][0]:.2f}, "
-      f"at end {m['loadavg_end'][0]:.2f}; wall time {wall:.0f} s\n")
-    w(f"- pinning: {pinning}\n")
+    backing = sorted({b for c in cases if isinstance(c.transport, RingTransport) for b in c.transport.backing})
+    counts = ", ".join(f"{wl.key} {wl.count[not quick]:,}" for wl in WORKLOADS if any(c.workload is wl for c in cases))
+    w(f"## shmring bench ({'quick' if quick else 'full'}: {m['trials']} rounds, every case once per round)\n\n")
+    w(f"- machine: {m['cpu']}, {m['cpus_online']} CPUs ({m['cpus_usable']} usable), Linux {m['kernel']}; "
+      f"Python {m['python']}, numpy {m['numpy']}, shmring {m['shmring']}\n")
+    w(f"- date: {m['date']}; wall time {wall:.0f} s; load average {m['loadavg_start'][0]:.2f} at start, "
+      f"{m['loadavg_end'][0]:.2f} at end; other processes used {m['others_cpu_share']:.0%} of the CPUs "
+      f"(per round {', '.join(f'{r[0]:.0%}' for r in m['rounds'])}), the host stole {m['steal_share']:.0%}\n")
+    w(f"- pinning: {m['pinning']}\n")
     w(f"- rings: {', '.join(backing) or '-'}; kinds: {', '.join(RING_KINDS)}\n")
-    counts = "; ".join(f"{wl.key} {c[0] if mode == 'quick' else c[1]:,}" for wl in WORKLOADS for c in [wl.count]
-                       if any(x.workload is wl for x in cases))
-    w(f"- messages per trial (after a warm-up): {counts}; every message verified by the consumer\n\n")
-    w("| workload | transport | median | min–max | GB/s (payload, median) | vs reference (same run) | target |\n")
+    w(f"- messages per trial, after a warm-up: {counts}; the consumer verifies every one\n")
+    w("- median and min–max over rounds; the ratio is the median of same-round ratios\n\n")
+    w("| workload | transport | median | min–max | GB/s (payload) | vs reference, same run | target |\n")
     w("|---|---|---|---|---|---|---|\n")
-    last = None
-    for c in cases:
-        w(_row(c, cases, c.workload is not last) + "\n")
-        last = c.workload
-    failures = [(c, f) for c in cases for f in c.failures]
-    if failures:
-        w("\nFailures:\n")
-        for c, f in failures:
-            w(f"- {c.workload.key} / {c.transport.label}: {f}\n")
+    for i, c in enumerate(cases):
+        w(_row(c, cases, i == 0 or cases[i - 1].workload is not c.workload) + "\n")
+    bad = [f"- {c.workload.key} / {c.transport.label}, round {k + 1}: {x}\n"
+           for c in cases for k, x in enumerate(c.outcomes) if isinstance(x, str)]
+    if bad:
+        w("\nFailures:\n" + "".join(bad))
 
 
-def _to_json(cases: list[Case], machine: dict[str, Any], mode: str, trials: int, pinning: str) -> dict[str, Any]:
+def _to_json(cases: list[Case], machine: dict[str, Any], quick: bool) -> dict[str, Any]:
     rows = []
     for c in cases:
-        wl, ratio = c.workload, _ratio(c, cases)
-        ref = _reference(c, cases)
-        target = None
-        if isinstance(c.transport, RingTransport) and wl.target:
-            target = {"text": wl.target.text, "met": wl.target.met(c.median, ratio)}
+        wl, ref, target = c.workload, _reference(c, cases), _target(c, cases)
         rows.append({
             "workload": wl.key, "title": wl.title, "transport": c.transport.name, "label": c.transport.label,
             "default": c.default, "params": {k: v for k, v in vars(c.transport).items() if k != "backing"},
-            "unit": wl.unit, "payload_bytes": wl.nbytes,
-            "messages_per_trial": wl.count[0 if mode == "quick" else 1], "warmup_messages": wl.warm,
-            "rates": c.rates, "seconds": c.seconds, "failures": c.failures,
-            "median": c.median, "min": min(c.rates) if c.rates else None, "max": max(c.rates) if c.rates else None,
+            "unit": wl.unit, "payload_bytes": wl.nbytes, "messages_per_trial": wl.count[not quick],
+            "warmup_messages": wl.warm,
+            "per_round": c.outcomes,  # msgs/s, or the failure
+            "seconds": c.seconds, "median": c.median,
+            "min": min(c.rates, default=None), "max": max(c.rates, default=None),
             "reference": None if ref is None else [ref.workload.key, ref.transport.label],
-            "ratio_vs_reference": ratio, "target": target,
+            "ratio_vs_reference": _ratio(c, cases),
+            "target": None if target is None else {"text": target[0], "met": target[1]},
         })
-    return {"mode": mode, "trials": trials, "machine": machine, "pinning": pinning, "ring_kinds": RING_KINDS,
-            "cases": rows}
+    return {"mode": "quick" if quick else "full", "ring_kinds": RING_KINDS, "machine": machine, "cases": rows}
 
 
 def _sweep_leftovers() -> list[str]:
@@ -748,27 +784,33 @@ def _sweep_leftovers() -> list[str]:
 def main(*, quick: bool = False, trials: int | None = None, json_path: str | None = None,
          only: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run the benchmark; print the Markdown report to `out`; 0 if no case failed."""
-    mode = "quick" if quick else "full"
     trials = trials or (3 if quick else 11)
     if trials < 1:
         raise SystemExit("--trials must be >= 1")
     cases = _cases(quick, only)
     cores, pinning = _pick_cores()
-    machine = _machine()
+    machine = _machine() | {"trials": trials, "pinning": pinning, "rounds": []}
     _prepare({c.workload.key for c in cases})
     t_start = time.monotonic()
+    cpu_start = cpu_round = _cpu_snapshot()
     try:
         for t in range(trials):
+            # Every case once per round, so slow spells of a shared host hit all alike.
             for c in cases:
-                n = c.workload.count[0 if quick else 1]
+                n = c.workload.count[not quick]
                 try:
                     secs = _run_trial(c, n, cores)
                 except (TrialFailed, OSError, shmring.ShmringError) as exc:
-                    c.failures.append(f"trial {t + 1}: {exc}")
+                    c.outcomes.append(str(exc))
+                    c.seconds.append(None)
                     continue
+                c.outcomes.append(n / secs)
                 c.seconds.append(secs)
-                c.rates.append(n / secs)
-            err.write(f"  trial {t + 1}/{trials} done ({time.monotonic() - t_start:.0f} s)\n")
+            cpu_now = _cpu_snapshot()
+            machine["rounds"].append(_others_share(cpu_round, cpu_now))
+            cpu_round = cpu_now
+            err.write(f"  round {t + 1}/{trials} done ({time.monotonic() - t_start:.0f} s, other processes "
+                      f"{machine['rounds'][-1][0]:.0%} of the CPUs)\n")
     except KeyboardInterrupt:
         err.write("interrupted: children killed, rings removed\n")
         return 130
@@ -777,9 +819,10 @@ def main(*, quick: bool = False, trials: int | None = None, json_path: str | Non
         if left:
             err.write(f"removed {len(left)} leftover ring(s): {', '.join(left)}\n")
     machine["loadavg_end"] = os.getloadavg()
-    _report(out, cases, machine, mode, trials, pinning, time.monotonic() - t_start)
+    machine["others_cpu_share"], machine["steal_share"] = _others_share(cpu_start, _cpu_snapshot())
+    _report(out, cases, machine, quick, time.monotonic() - t_start)
     if json_path:
         with open(json_path, "w") as f:
-            json.dump(_to_json(cases, machine, mode, trials, pinning), f, indent=1)
+            json.dump(_to_json(cases, machine, quick), f, indent=1)
             f.write("\n")
-    return 1 if any(c.failed for c in cases) else 0
+    return 1 if any(c.failures for c in cases) else 0

@@ -57,6 +57,8 @@ int shmring_release(shmring_t *r);
 int shmring_wait_writable(shmring_t *r, int64_t timeout_ns);
 int shmring_wait_readable(shmring_t *r, int64_t timeout_ns);
 
+void shmring_set_spin(shmring_t *r, int64_t spin_ns);
+
 const char *shmring_strerror(int err);
 
 /* stamped by _build.py, checked at import */

@@ -17,10 +17,12 @@ gives up the handle's roles at once; further calls raise RingClosed.
 from __future__ import annotations
 
 import ast
+import asyncio
 import errno
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Union
 
 import numpy as np
@@ -35,6 +37,7 @@ _MAX_NAME = 200
 _MAX_CAPACITY = 1 << 31
 _MAX_NDIM = 8
 _SLICE_NS = 50_000_000  # one wait slice: signals (Ctrl+C) are handled between slices
+DEFAULT_SPIN_NS = 20_000  # ~ one futex wake-up here; csrc/ring.c sets the same
 
 _EAGAIN = -errno.EAGAIN
 _E2BIG = -errno.E2BIG
@@ -299,6 +302,8 @@ class Ring:
         self._closed = False
         self._lenp = ffi.new("uint64_t *")
         self._reservation = _Reservation(h)
+        self._waiter: ThreadPoolExecutor | None = None  # asyncio waits, made on first use
+        self._spin_ns = DEFAULT_SPIN_NS
         self._received = _Received(h)
         shape, dtype = self._slot_layout()
         strides = (int(info.slot_stride),) + _c_strides(shape[1:], dtype)
@@ -340,6 +345,16 @@ class Ring:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def spin_ns(self) -> int:
+        """How long a blocked call spins before it sleeps on the futex (this handle)."""
+        return self._spin_ns
+
+    @spin_ns.setter
+    def spin_ns(self, ns: int) -> None:
+        self._spin_ns = _check_int(ns, "spin_ns", 0, 10**10)
+        lib.shmring_set_spin(self._h, self._spin_ns)
+
     def __len__(self) -> int:
         self._check_open()
         return int(lib.shmring_length(self._h))
@@ -378,6 +393,8 @@ class Ring:
         if not self._closed:
             self._closed = True
             lib.shmring_close(self._h)
+            if self._waiter is not None:
+                self._waiter.shutdown(wait=False)  # its wait slice ends within 50 ms
 
     def unlink(self) -> None:
         """Remove the ring's name; mapped handles keep working."""
@@ -520,6 +537,33 @@ class Ring:
                 yield get()
             except E.RingEOF:
                 return
+
+    # -- asyncio --------------------------------------------------------------------
+    async def get_async(self, timeout: Timeout = None) -> Any:
+        """get() for asyncio.  The wait runs on this ring's waiter thread, not the loop.
+
+        The item is taken on the loop's thread, only once the wait says one is
+        there: a cancelled get_async() has consumed nothing.
+        """
+        deadline = _check_timeout(timeout)
+        while True:
+            item = self.try_get()
+            if item is not None:
+                return item
+            await self._await_ready(lib.shmring_wait_readable, deadline, "get_async")
+
+    async def put_async(self, item: Any, timeout: Timeout = None) -> None:
+        """put() for asyncio; a cancelled put_async() has put nothing."""
+        deadline = _check_timeout(timeout)
+        while not self.try_put(item):
+            await self._await_ready(lib.shmring_wait_writable, deadline, "put_async")
+
+    async def _await_ready(self, wait: Any, deadline: float | None, what: str) -> None:
+        """One wait slice on a dedicated thread (made on first use; the loop never polls)."""
+        loop = asyncio.get_running_loop()
+        if self._waiter is None:
+            self._waiter = ThreadPoolExecutor(1, thread_name_prefix=f"shmring-wait-{self._name}")
+        await loop.run_in_executor(self._waiter, self._wait, _EAGAIN, wait, deadline, what)
 
 
 class ByteRing(Ring):
