@@ -38,7 +38,8 @@ struct shmring {
 	struct shmring_hdr *hdr;
 	uint8_t *slots;
 	const struct ring_ops *ops;
-	uint64_t capacity, slot_size, stride, meta_off;
+	uint64_t capacity, slot_size, stride;
+	uint64_t meta_off;         /* offset of the slot record in a slot; 0: none */
 	uint64_t map_size, page_size;
 	uint32_t kind;
 	int closed;
@@ -55,7 +56,7 @@ struct shmring {
 	uint64_t head, head_idx, tail_cache;
 	int held;
 
-	uint8_t *stage;
+	uint8_t *stage;            /* process-local copy of one message, for Python */
 	uint64_t stage_size;
 };
 
@@ -75,7 +76,7 @@ static inline uint64_t next_idx(const shmring_t *r, uint64_t idx)
 }
 
 /* segment.c */
-int segment_geometry(uint64_t capacity, uint64_t slot_size, uint64_t page_size,
+int segment_geometry(uint64_t capacity, uint64_t slot_size, uint64_t page_size, int meta,
 		     uint64_t *stride, uint64_t *meta_off, uint64_t *total);
 int segment_create(const char *name, const struct shmring_params *p, shmring_t *r);
 int segment_attach(const char *name, int any_owner, shmring_t *r);

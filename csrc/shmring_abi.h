@@ -19,7 +19,8 @@
  *
  * A slot: payload (slot_size bytes, 64-byte aligned), then a small metadata
  * record (message length; sequence word for the MPMC kind), padded so the next
- * payload starts on a 64-byte line.
+ * payload starts on a 64-byte line.  SPSC array rings have no record: their
+ * messages always fill the slot.
  *
  * Initialisation protocol: the creator fills everything, then publishes `abi`
  * with a release store.  An attacher acquire-loads `abi` first; 0 means "not

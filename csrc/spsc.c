@@ -159,12 +159,28 @@ static inline void consume(shmring_t *r, uint64_t n, uint64_t idx)
 	notify(&r->hdr->space_waitq);
 }
 
-/* The length of the message in a slot: read once, then checked. */
+/* The length of the message in a slot: read once, then checked.  Slots
+ * without a record (array rings) are always full. */
 static inline int64_t msg_len(const shmring_t *r, uint8_t *slot)
 {
-	uint64_t len = read_once(slot_meta(r, slot)->len);
+	uint64_t len;
 
+	if (!r->meta_off)
+		return (int64_t)r->slot_size;
+	len = read_once(slot_meta(r, slot)->len);
 	return unlikely(len > r->slot_size) ? -EUCLEAN : (int64_t)len;
+}
+
+/* A message fits its slot: not longer, and exactly as long without a record. */
+static inline int len_fits(const shmring_t *r, uint64_t len)
+{
+	return len <= r->slot_size && (r->meta_off || len == r->slot_size);
+}
+
+static inline void set_len(const shmring_t *r, uint8_t *slot, uint64_t len)
+{
+	if (r->meta_off)
+		slot_meta(r, slot)->len = len;
 }
 
 static int spsc_try_put(shmring_t *r, const void *src, uint64_t len)
@@ -174,13 +190,13 @@ static int spsc_try_put(shmring_t *r, const void *src, uint64_t len)
 
 	if (unlikely(rc < 0))
 		return (int)rc;
-	if (unlikely(len > r->slot_size))
+	if (unlikely(!len_fits(r, len)))
 		return -EMSGSIZE;
 	if ((rc = free_slots(r, 1)) <= 0)
 		return rc < 0 ? (int)rc : -EAGAIN;
 	slot = slot_at(r, r->tail_idx);
 	memcpy(slot, src, len);
-	slot_meta(r, slot)->len = len;
+	set_len(r, slot, len);
 	publish(r, 1, next_idx(r, r->tail_idx));
 	return 1;
 }
@@ -201,10 +217,10 @@ static int64_t spsc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 		uint64_t len = lens ? lens[i] : r->slot_size;
 		uint8_t *slot = slot_at(r, idx);
 
-		if (unlikely(len > r->slot_size))
+		if (unlikely(!len_fits(r, len)))
 			break;
 		memcpy(slot, p, len);
-		slot_meta(r, slot)->len = len;
+		set_len(r, slot, len);
 		p += len;
 	}
 	if (i == 0)
@@ -229,10 +245,10 @@ static int spsc_commit(shmring_t *r, uint64_t len)
 {
 	if (!r->reserved || !role_held(r->prod_epoch))
 		return -EINVAL;
-	if (len > r->slot_size)
+	if (!len_fits(r, len))
 		return -EMSGSIZE;
 	r->reserved = 0;
-	slot_meta(r, slot_at(r, r->tail_idx))->len = len;
+	set_len(r, slot_at(r, r->tail_idx), len);
 	publish(r, 1, next_idx(r, r->tail_idx));
 	return 0;
 }

@@ -787,11 +787,20 @@ class ArrayRing(Ring):
         finally:
             _release(self._h)
 
-    def get_many(self, max_items: int, timeout: Timeout = None) -> np.ndarray:
-        """At least one array (blocking like get), up to max_items, as one (k, *shape) array."""
+    def get_many(self, max_items: int, timeout: Timeout = None, *, out: np.ndarray | None = None) -> np.ndarray:
+        """At least one array (blocking like get), up to max_items, as one (k, *shape) array.
+
+        With `out` (a C-contiguous array of shape (n, *shape) and the ring's dtype,
+        n >= max_items), the arrays are copied into it and out[:k] is returned:
+        no allocation per batch.
+        """
         m = _check_int(max_items, "max_items", 1, 1 << 32)
-        out = np.empty((m,) + self._shape, self._dtype)
-        k = self._get_many_into(ffi.from_buffer(out), ffi.NULL, m, timeout)
+        if out is None:
+            out = np.empty((m,) + self._shape, self._dtype)  # type: ignore[operator]
+        elif (not isinstance(out, np.ndarray) or out.dtype != self._dtype or out.shape[1:] != self._shape
+              or len(out) < m or not out.flags.c_contiguous or not out.flags.writeable):
+            raise E.InvalidArgument(f"out must be a writable C-contiguous (>= {m}, *{self._shape}) array of {self._dtype}")
+        k = self._get_many_into(_from_buffer(out), ffi.NULL, m, timeout)
         return out[:k]
 
 

@@ -153,6 +153,19 @@ def test_put_many_get_many_array(name):
         assert np.array_equal(got, np.concatenate([batch[2:], batch[::-1][:3]]))
 
 
+def test_get_many_into_out(name):
+    with shmring.create(name, 8, shape=(2,), dtype=np.int16) as r:
+        r.put_many(np.arange(10, dtype=np.int16).reshape(5, 2))
+        out = np.zeros((4, 2), np.int16)
+        got = r.get_many(4, out=out)
+        assert got.base is out and got.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7]]
+        for bad in (np.zeros((2, 2), np.int16), np.zeros((4, 2), np.int32), np.zeros((4, 3), np.int16),
+                    np.zeros((4, 2), np.int16)[::-1]):
+            with pytest.raises(ValueError):
+                r.get_many(4, out=bad)
+        assert r.get_many(4, out=out).tolist() == [[8, 9]]
+
+
 def test_get_many_blocks_then_times_out(name):
     with shmring.create(name, 2, slot_size=8) as r:
         with pytest.raises(TimeoutError):
