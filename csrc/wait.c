@@ -38,7 +38,7 @@
 #include "ring.h"
 
 #define DEFAULT_SLICE_NS 50000000LL   /* 50 ms: Ctrl+C is seen well within 100 ms */
-#define PEER_CHECK_NS    10000000LL   /* how often a sleeper asks whether its peer died */
+#define PEER_CHECK_NS    25000000LL   /* how often a sleeper asks whether its peer died */
 
 static int64_t now_ns(void)
 {
