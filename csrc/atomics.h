@@ -27,6 +27,10 @@
 #define read_once(x)         (*(const volatile __typeof__(x) *)&(x))
 /* Sequentially consistent read-modify-write: the wait/notify handshake (wait.c). */
 #define rmw_add_seq_cst(p, v) atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
+/* Relaxed CAS: claims a position; the slot's turn word carries the ordering. */
+#define cas_relaxed(p, expp, v) \
+	atomic_compare_exchange_weak_explicit((p), (expp), (v), \
+		memory_order_relaxed, memory_order_relaxed)
 #define cas_acq_rel(p, expp, v) \
 	atomic_compare_exchange_strong_explicit((p), (expp), (v), \
 		memory_order_acq_rel, memory_order_acquire)

@@ -17,6 +17,10 @@ static const struct ring_ops *ops_for(uint32_t kind)
 	switch (kind) {
 	case SHMRING_SPSC:
 		return &spsc_ops;
+	case SHMRING_MPMC:
+		return &mpmc_ops;
+	case SHMRING_LOCKED:
+		return &locked_ops;
 	default:
 		return NULL;
 	}
@@ -58,6 +62,11 @@ int shmring_create(const char *name, const struct shmring_params *p, shmring_t *
 		return rc;
 	}
 	r->ops = ops_for(r->kind);
+	if (r->ops->init && (rc = r->ops->init(r)) < 0) {
+		shmring_free(r);
+		shmring_unlink(name);
+		return rc;
+	}
 	r->hdr->creator = peer_self_token();
 	/* SYNC POINT: publishes the initialised header and kind area; pairs
 	 * with the acquire of abi in segment_attach(). */
@@ -187,6 +196,8 @@ int shmring_shutdown(shmring_t *r)
 	/* Every waiter on every side must look again (rare: no need to ask). */
 	wait_wake_all(&r->hdr->data_waitq);
 	wait_wake_all(&r->hdr->space_waitq);
+	if (r->ops->shutdown)
+		r->ops->shutdown(r);
 	return 0;
 }
 

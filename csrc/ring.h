@@ -15,6 +15,7 @@
 
 /* One table per ring kind; ring.c dispatches through it. */
 struct ring_ops {
+	int (*init)(shmring_t *r);                   /* at create, before abi; may be NULL */
 	int (*attach)(shmring_t *r);                 /* after validation; may be NULL */
 	int (*try_put)(shmring_t *r, const void *src, uint64_t len);
 	int64_t (*try_put_many)(shmring_t *r, const void *src, const uint64_t *lens, uint64_t n);
@@ -30,6 +31,9 @@ struct ring_ops {
 	/* 1 when the peer a waiter depends on died holding its role (a writer
 	 * waits on the consumer, a reader on the producer); may be NULL */
 	int (*peer_dead)(shmring_t *r, int reader);
+	/* A kind's own way to wait (the locked ring's semaphores); NULL: wait.c's futex */
+	int (*wait)(shmring_t *r, int reader, int64_t timeout_ns);
+	void (*shutdown)(shmring_t *r);              /* after the flag is set; may be NULL */
 	void (*close)(shmring_t *r);                 /* give up roles; may be NULL */
 };
 
@@ -110,5 +114,7 @@ static inline void notify(struct shmring_waitq *q)
 
 /* The kinds. */
 extern const struct ring_ops spsc_ops;
+extern const struct ring_ops mpmc_ops;
+extern const struct ring_ops locked_ops;
 
 #endif /* SHMRING_RING_H */

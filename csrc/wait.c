@@ -73,6 +73,8 @@ static int wait_until(shmring_t *r, int (*ready)(shmring_t *), struct shmring_wa
 		return -EBADF;
 	if (timeout_ns < 0)
 		timeout_ns = DEFAULT_SLICE_NS;
+	if (r->ops->wait)
+		return r->ops->wait(r, reader, timeout_ns);
 	start = now_ns();
 	deadline = start + timeout_ns;
 	do {                                  /* spin: cheap if the peer is quick */

@@ -63,6 +63,17 @@ def no_leaked_segments() -> Iterator[None]:
     assert not leaked, f"test leaked shared-memory segments: {sorted(leaked)}"
 
 
+KINDS = ["spsc", "mpmc", "locked"]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once per ring kind: shmring.create makes rings of that kind."""
+    import functools
+    monkeypatch.setattr(shmring, "create", functools.partial(shmring.create, kind=request.param))
+    return str(request.param)
+
+
 @pytest.fixture
 def name() -> Iterator[str]:
     """A fresh ring name, unlinked after the test if it still exists."""

@@ -169,21 +169,29 @@ def test_shutdown_wakes_a_blocked_writer(name):
 def test_no_lost_wake_up_when_the_consumer_keeps_sleeping(name, capacity):
     """spin_ns = 0: nearly every empty ring sends the consumer to the futex.
 
-    A lost wake-up would leave it asleep until its 50 ms slice ends; the run
-    checks every message and that the whole run took far less than one slice
-    per message would.
+    A lost wake-up would leave the consumer asleep until its 50 ms wait slice
+    ends: the consumer counts the gets that took that long.  A scheduler stall
+    on a loaded host can make a few; a lost wake-up bug makes thousands.  (The
+    C stress in csrc/tests/stress_wait.c checks the same with 2 s slices and 0
+    tolerance.)
     """
     count = 100_000
     with shmring.create(name, capacity, slot_size=16):
         consumer = spawn_python("""
             import struct, sys, time, shmring
             r = shmring.attach(sys.argv[1]); r.spin_ns = 0
-            n, expect, slow = int(sys.argv[2]), 0, 0
-            for msg in r:
+            expect, slow = 0, 0
+            while True:
+                t0 = time.monotonic()
+                try:
+                    msg = r.get(timeout=30)
+                except EOFError:
+                    break
+                slow += time.monotonic() - t0 > 0.045
                 seq, check = struct.unpack("<QQ", msg)
                 assert seq == expect and check == seq * 2654435761 % 2**64, (seq, expect)
                 expect += 1
-            print(expect, flush=True)
+            print(expect, slow, flush=True)
         """, name, str(count))
         producer = spawn_python("""
             import struct, sys, time, shmring
@@ -206,10 +214,11 @@ def test_no_lost_wake_up_when_the_consumer_keeps_sleeping(name, capacity):
         elapsed = time.monotonic() - t0
         assert producer.returncode == 0, p_err
         assert consumer.returncode == 0, c_err
-        assert int(c_out) == count
-        print(f"\n{count} hand-offs verified at capacity {capacity} in {elapsed:.1f} s")
-        # A lost wake-up costs a 50 ms slice: even 1 per 1,000 messages would add 5 s.
-        assert elapsed < 0.05 * count / 1000
+        got, slow = map(int, c_out.split())
+        print(f"\n{count} hand-offs verified at capacity {capacity} in {elapsed:.1f} s, "
+              f"{slow} gets of >= 45 ms")
+        assert got == count
+        assert slow <= 5
 
 
 @pytest.mark.timeout(30)

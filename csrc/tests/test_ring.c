@@ -334,9 +334,7 @@ static int t_params(void)
 	}
 	p = params(2, 8), p.kind = 0;
 	EQ(shmring_create(n, &p, &r), -ENOTSUP);
-	p = params(2, 8), p.kind = SHMRING_MPMC;     /* valid kinds not built yet */
-	EQ(shmring_create(n, &p, &r), -ENOTSUP);
-	p = params(2, 8), p.kind = SHMRING_LOCKED;
+	p = params(2, 8), p.kind = SHMRING_LOCKED + 1;   /* no such kind */
 	EQ(shmring_create(n, &p, &r), -ENOTSUP);
 	p = params(2, 8), p.hugepages = SHMRING_HUGE_REQUIRE;
 	EQ(shmring_create(n, &p, &r), -ENOTSUP);
@@ -893,7 +891,7 @@ static const struct hostile hostile[] = {
 	{ "abi=0 (never published)", FIELD(abi), 0, 0, -EAGAIN },
 	{ "kind=0", FIELD(kind), 0, 0, -EBADMSG },
 	{ "kind=99", FIELD(kind), 99, 0, -EBADMSG },
-	{ "kind=MPMC (valid, not built)", FIELD(kind), SHMRING_MPMC, 0, -ENOTSUP },
+	{ "kind=4 (no such kind)", FIELD(kind), SHMRING_LOCKED + 1, 0, -EBADMSG },
 	{ "flags=2", FIELD(flags), 2, 0, -EBADMSG },
 	{ "flags=ARRAY on a byte ring", FIELD(flags), SHMRING_F_ARRAY, 0, -EBADMSG },
 	{ "hdr_size=0", FIELD(hdr_size), 0, 0, -EBADMSG },

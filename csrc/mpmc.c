@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The MPMC ring: Vyukov's bounded queue, one turn word per slot.
+ *
+ * Position p (a free-running 64-bit counter) uses slot p % capacity, whose
+ * turn word `seq` says who may touch it:
+ *
+ *   seq == 2p       free, for the producer of position p
+ *   seq == 2p + 1   holds the message of position p, for its consumer
+ *
+ * A producer claims p with a CAS on tail when seq == 2p, writes the slot, and
+ * publishes seq = 2p + 1.  A consumer claims p with a CAS on head when
+ * seq == 2p + 1, reads the slot, and hands it to position p + capacity:
+ * seq = 2(p + capacity).  (Vyukov's words are p and p + 1; doubling keeps the
+ * two states apart when capacity is 1.)  The counters only hand out
+ * positions, so their CAS is relaxed; every ordering is carried by the turn
+ * words: a release store of seq pairs with the acquire load in claim().
+ *
+ * A batch claims n consecutive positions with one CAS, after checking that
+ * each of the n slots has the right turn (a slot that has its turn keeps it
+ * until the claimant of that position acts, so the check cannot go stale).
+ *
+ * reserve() claims like a put and commit() publishes.  abandon() cannot give
+ * the position back (later ones may be claimed already), so it publishes the
+ * slot marked SKIP, and consumers pass over it.
+ *
+ * Nothing read from shared memory can move an access out of the mapping: the
+ * slot index is computed from the local capacity, lengths are checked.
+ */
+#include <string.h>
+
+#include "ring.h"
+
+#define SKIP       UINT64_MAX   /* length of an abandoned slot */
+#define MAX_TRIES  64           /* CAS rounds before a try call gives up (-EAGAIN) */
+
+static inline struct shmring_slot_meta *meta_at(shmring_t *r, uint64_t pos)
+{
+	return slot_meta(r, slot_at(r, pos % r->capacity));
+}
+
+static int mpmc_init(shmring_t *r)
+{
+	for (uint64_t i = 0; i < r->capacity; i++)
+		store_relaxed(&meta_at(r, i)->seq, 2 * i);   /* published with abi */
+	return 0;
+}
+
+/* Claim up to max consecutive positions of `counter` whose slots have the turn
+ * 2p + side (side 0: producers, 1: consumers).  Returns how many (>= 1), their
+ * first position in *first, or -EAGAIN (full / empty / contended). */
+static int64_t claim(shmring_t *r, _Atomic uint64_t *counter, uint64_t side, uint64_t max,
+		     uint64_t *first)
+{
+	uint64_t pos = load_relaxed(counter);
+
+	for (int tries = 0; tries < MAX_TRIES; tries++) {
+		uint64_t n = 0;
+
+		while (n < max) {
+			/* SYNC POINT: pairs with the release of seq that gave this
+			 * position its turn (publish or hand_back below). */
+			uint64_t seq = load_acquire(&meta_at(r, pos + n)->seq);
+			int64_t dif = (int64_t)(seq - (2 * (pos + n) + side));
+
+			if (dif == 0) {
+				n++;
+				continue;
+			}
+			if (n == 0 && dif > 0)   /* another claimant took it: look again */
+				goto reload;
+			break;                   /* not its turn yet: full or empty */
+		}
+		if (n == 0)
+			return -EAGAIN;
+		if (cas_relaxed(counter, &pos, pos + n)) {
+			*first = pos;
+			return (int64_t)n;
+		}
+		continue;                        /* the failed CAS reloaded pos */
+reload:
+		pos = load_relaxed(counter);
+	}
+	return -EAGAIN;
+}
+
+static inline void publish(shmring_t *r, uint64_t pos, uint64_t len)
+{
+	struct shmring_slot_meta *m = meta_at(r, pos);
+
+	m->len = len;
+	/* SYNC POINT: the message of pos is complete; pairs with the acquire in
+	 * a consumer's claim(). */
+	store_release(&m->seq, 2 * pos + 1);
+}
+
+static inline void hand_back(shmring_t *r, uint64_t pos)
+{
+	/* SYNC POINT: our reads of the slot are done; pairs with the acquire in
+	 * the claim() of the producer of pos + capacity. */
+	store_release(&meta_at(r, pos)->seq, 2 * (pos + r->capacity));
+}
+
+static inline int put_check(shmring_t *r)
+{
+	if (unlikely(r->reserved))
+		return -EINPROGRESS;
+	/* Relaxed: a put racing a shutdown may go either way; later puts fail. */
+	return unlikely(load_relaxed(&r->hdr->shutdown)) ? -EPIPE : 0;
+}
+
+static int mpmc_try_put(shmring_t *r, const void *src, uint64_t len)
+{
+	uint64_t pos;
+	int64_t rc;
+
+	if ((rc = put_check(r)) < 0)
+		return (int)rc;
+	if (unlikely(len > r->slot_size))
+		return -EMSGSIZE;
+	if ((rc = claim(r, &r->hdr->tail, 0, 1, &pos)) < 0)
+		return (int)rc;
+	memcpy(slot_at(r, pos % r->capacity), src, len);
+	publish(r, pos, len);
+	notify(&r->hdr->data_waitq);
+	return 1;
+}
+
+static int64_t mpmc_try_put_many(shmring_t *r, const void *src, const uint64_t *lens, uint64_t n)
+{
+	const uint8_t *p = src;
+	uint64_t pos, i;
+	int64_t rc;
+
+	if ((rc = put_check(r)) < 0)
+		return rc;
+	/* Check the lengths first: a claimed position must be published. */
+	if (lens) {
+		for (i = 0; i < n && lens[i] <= r->slot_size; i++)
+			;
+		if (i == 0)
+			return -EMSGSIZE;
+		n = i;
+	}
+	if ((rc = claim(r, &r->hdr->tail, 0, n, &pos)) < 0)
+		return rc;
+	for (i = 0; i < (uint64_t)rc; i++) {
+		uint64_t len = lens ? lens[i] : r->slot_size;
+
+		memcpy(slot_at(r, (pos + i) % r->capacity), p, len);
+		publish(r, pos + i, len);
+		p += len;
+	}
+	notify(&r->hdr->data_waitq);   /* once per batch */
+	return rc;
+}
+
+static int64_t mpmc_try_reserve(shmring_t *r)
+{
+	int64_t rc = put_check(r);
+
+	if (rc < 0 || (rc = claim(r, &r->hdr->tail, 0, 1, &r->tail)) < 0)
+		return rc;
+	r->reserved = 1;
+	return (int64_t)(r->tail % r->capacity);
+}
+
+static int mpmc_commit(shmring_t *r, uint64_t len)
+{
+	if (!r->reserved)
+		return -EINVAL;
+	if (len > r->slot_size)
+		return -EMSGSIZE;
+	r->reserved = 0;
+	publish(r, r->tail, len);
+	notify(&r->hdr->data_waitq);
+	return 0;
+}
+
+static int mpmc_abandon(shmring_t *r)
+{
+	if (r->reserved) {
+		r->reserved = 0;
+		publish(r, r->tail, SKIP);   /* the position is spent: consumers pass it */
+		notify(&r->hdr->data_waitq);
+	}
+	return 0;
+}
+
+/* Empty: end of stream once shut down and every claimed position is consumed. */
+static int64_t empty_rc(shmring_t *r)
+{
+	/* Pairs with shmring_shutdown's release. */
+	if (!load_acquire(&r->hdr->shutdown))
+		return -EAGAIN;
+	return load_acquire(&r->hdr->tail) == load_acquire(&r->hdr->head) ? -ENODATA : -EAGAIN;
+}
+
+static int64_t mpmc_try_front(shmring_t *r, uint64_t *len)
+{
+	if (unlikely(r->held))
+		return -EINPROGRESS;
+	for (int tries = 0; tries < MAX_TRIES; tries++) {
+		uint64_t pos, n;
+		int64_t rc = claim(r, &r->hdr->head, 1, 1, &pos);
+
+		if (rc < 0)
+			return rc == -EAGAIN ? empty_rc(r) : rc;
+		n = read_once(meta_at(r, pos)->len);
+		if (n == SKIP) {                /* abandoned by its producer */
+			hand_back(r, pos);
+			continue;
+		}
+		if (n > r->slot_size) {         /* scribbled: give the slot back, say so */
+			hand_back(r, pos);
+			notify(&r->hdr->space_waitq);
+			return -EUCLEAN;
+		}
+		r->head = pos;
+		r->held = 1;
+		*len = n;
+		return (int64_t)(pos % r->capacity);
+	}
+	return -EAGAIN;
+}
+
+static int mpmc_release(shmring_t *r)
+{
+	if (!r->held)
+		return -EINVAL;
+	r->held = 0;
+	hand_back(r, r->head);
+	notify(&r->hdr->space_waitq);
+	return 0;
+}
+
+static int64_t mpmc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64_t max)
+{
+	uint8_t *p = dst;
+	uint64_t pos, got = 0;
+	int64_t rc;
+	int bad = 0;
+
+	if (unlikely(r->held))
+		return -EINPROGRESS;
+	for (int tries = 0; got == 0 && tries < MAX_TRIES; tries++) {
+		if ((rc = claim(r, &r->hdr->head, 1, max, &pos)) < 0)
+			return rc == -EAGAIN ? empty_rc(r) : rc;
+		for (uint64_t i = 0; i < (uint64_t)rc; i++) {
+			uint64_t n = read_once(meta_at(r, pos + i)->len);
+
+			if (n <= r->slot_size) {
+				memcpy(p, slot_at(r, (pos + i) % r->capacity), n);
+				if (lens)
+					lens[got] = n;
+				p += r->slot_size;
+				got++;
+			} else {
+				bad |= n != SKIP;
+			}
+			hand_back(r, pos + i);
+		}
+		notify(&r->hdr->space_waitq);
+	}
+	if (bad && got == 0)
+		return -EUCLEAN;
+	return got ? (int64_t)got : -EAGAIN;
+}
+
+/* For waiting: does the next position have its turn?  No local state changes;
+ * anything odd says "ready" so the try call looks. */
+static int turn_ready(shmring_t *r, _Atomic uint64_t *counter, uint64_t side)
+{
+	uint64_t pos = load_relaxed(counter);
+	uint64_t seq = load_acquire(&meta_at(r, pos)->seq);   /* as in claim() */
+
+	return (int64_t)(seq - (2 * pos + side)) >= 0 || load_acquire(&r->hdr->shutdown);
+}
+
+static int mpmc_writable(shmring_t *r)
+{
+	return turn_ready(r, &r->hdr->tail, 0);
+}
+
+static int mpmc_readable(shmring_t *r)
+{
+	return turn_ready(r, &r->hdr->head, 1);
+}
+
+static void mpmc_close(shmring_t *r)
+{
+	mpmc_abandon(r);          /* a claimed position must not wedge the ring */
+	if (r->held)
+		mpmc_release(r);
+}
+
+const struct ring_ops mpmc_ops = {
+	.init = mpmc_init,
+	.try_put = mpmc_try_put,
+	.try_put_many = mpmc_try_put_many,
+	.try_reserve = mpmc_try_reserve,
+	.commit = mpmc_commit,
+	.abandon = mpmc_abandon,
+	.try_front = mpmc_try_front,
+	.release = mpmc_release,
+	.try_get_many = mpmc_try_get_many,
+	.writable = mpmc_writable,
+	.readable = mpmc_readable,
+	.close = mpmc_close,
+};
