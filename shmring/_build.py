@@ -11,8 +11,16 @@ HERE = Path(__file__).resolve().parent
 CSRC = HERE.parent / "csrc"
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "_version.py").read_text()).group(1)
 
+
+def declarations() -> str:
+    """The cdef: csrc/shmring.h itself, less its preprocessor lines (cffi reads no
+    #include or #ifndef), so the C API is written down once."""
+    header = (CSRC / "shmring.h").read_text()
+    return "\n".join(line for line in header.splitlines() if not line.lstrip().startswith("#"))
+
+
 ffibuilder = FFI()
-ffibuilder.cdef((HERE / "_cdef.h").read_text())
+ffibuilder.cdef(declarations() + "\nstatic const char *const SHMRING_BUILD_VERSION;  /* stamped below */\n")
 ffibuilder.set_source(
     "shmring._lib",
     '#include "shmring.h"\n'

@@ -30,9 +30,9 @@ import numpy as np
 from . import _errors as E
 from ._lib import ffi, lib  # type: ignore[import-not-found]
 
-_KINDS = {"spsc": 1, "mpmc": 2, "locked": 3}  # enum shmring_kind
+_KINDS = {"spsc": lib.SHMRING_SPSC, "mpmc": lib.SHMRING_MPMC, "locked": lib.SHMRING_LOCKED}
 _KIND_NAMES = {v: k for k, v in _KINDS.items()}
-_HUGEPAGES = {"auto": 0, "require": 1, "off": 2}
+_HUGEPAGES = {"auto": lib.SHMRING_HUGE_AUTO, "require": lib.SHMRING_HUGE_REQUIRE, "off": lib.SHMRING_HUGE_OFF}
 _MAX_NAME = 200
 _MAX_CAPACITY = 1 << 31
 _MAX_NDIM = 8

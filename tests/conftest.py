@@ -121,6 +121,23 @@ def spawn_python(code: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def finish(*procs: subprocess.Popen[str], timeout: float) -> list[str]:
+    """Wait for each process in turn and return its stdout; assert it exited 0.
+    Whatever is still running on the way out (a failure, a timeout) is killed."""
+    outs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=timeout)
+            assert p.returncode == 0, f"child exited {p.returncode}: {err[-3000:]}"
+            outs.append(out)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return outs
+
+
 def shm_path(name: str) -> str:
     return f"/dev/shm/shmring.{name}"
 

@@ -16,7 +16,7 @@ import pytest
 
 import shmring
 
-from conftest import HERE
+from conftest import HERE, finish
 
 WORKER = str(HERE / "xproc_worker.py")
 
@@ -30,17 +30,8 @@ def run_pair(name: str, count: int, mode: str, size: int, timeout: float = 300) 
     producer = subprocess.Popen([sys.executable, WORKER, "produce", *args, *pin[:1]],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()
-    try:
-        p_out, p_err = producer.communicate(timeout=timeout)
-        c_out, c_err = consumer.communicate(timeout=timeout)
-    finally:
-        for p in (producer, consumer):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    _, c_out = finish(producer, consumer, timeout=timeout)
     elapsed = time.monotonic() - t0
-    assert producer.returncode == 0, p_err
-    assert consumer.returncode == 0, c_err
     stats = json.loads(c_out)
     print(f"\n{mode} cap={shmring.attach(name).capacity} size={size}: {stats['verified']} verified, "
           f"{stats['lost']} lost, {stats['duplicated']} duplicated, {stats['reordered']} reordered, "

@@ -14,7 +14,7 @@ import pytest
 
 import shmring
 
-from conftest import HERE
+from conftest import HERE, finish
 
 WORKER = str(HERE / "many_worker.py")
 
@@ -28,18 +28,12 @@ def run_many(name: str, producers: int, consumers: int, per_producer: int, tmp_p
              for p in range(producers)]
     t0 = time.monotonic()
     try:
-        for p in prods:
-            _, err = p.communicate(timeout=500)
-            assert p.returncode == 0, err
+        finish(*prods, timeout=500)
         with shmring.attach(name) as r:
             r.shutdown()  # every producer is done: consumers drain, then stop
-        bad = 0
-        for c in cons:
-            out, err = c.communicate(timeout=120)
-            assert c.returncode == 0, err
-            bad += int(out)
+        bad = sum(int(out) for out in finish(*cons, timeout=120))
     finally:
-        for p in prods + cons:
+        for p in prods + cons:  # the consumers, when a producer failed
             if p.poll() is None:
                 p.kill()
                 p.wait()

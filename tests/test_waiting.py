@@ -8,7 +8,7 @@ import pytest
 
 import shmring
 
-from conftest import run_python, spawn_python
+from conftest import finish, run_python, spawn_python
 
 BLOCKED_GET = """
     import sys, time, shmring
@@ -203,17 +203,8 @@ def test_no_lost_wake_up_when_the_consumer_keeps_sleeping(name, capacity):
             r.shutdown()
         """, name, str(count))
         t0 = time.monotonic()
-        try:
-            p_out, p_err = producer.communicate(timeout=100)
-            c_out, c_err = consumer.communicate(timeout=100)
-        finally:
-            for p in (producer, consumer):
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+        _, c_out = finish(producer, consumer, timeout=100)
         elapsed = time.monotonic() - t0
-        assert producer.returncode == 0, p_err
-        assert consumer.returncode == 0, c_err
         got, slow = map(int, c_out.split())
         print(f"\n{count} hand-offs verified at capacity {capacity} in {elapsed:.1f} s, "
               f"{slow} gets of >= 45 ms")
