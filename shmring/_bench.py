@@ -17,10 +17,26 @@ How it measures, and why:
   blocking pipe read has no timeout of its own: the parent's watchdog covers it).
 - Reported: the median and the min-max over trials, never the best run alone; a ratio
   is the median of the same-round ratios, which cancels most of a shared host's noise.
+- Round trips (pingpong64): two channels, ping (producer -> consumer) and pong (back).
+  The producer is the initiator: it sends message i of the 64 B pool, waits for the
+  consumer's echo, and times each exchange alone with perf_counter_ns (put + get, or
+  os.write + os.read: nothing else is inside the clock); it compares every echo whole with
+  what it sent (stamp and content; one exchange is in flight at a time, so a stale echo
+  cannot pass).  A trial reports p50, p99 and p99.9 of its round trips; the table gives
+  the median over rounds of each percentile.  Rings run in two wait regimes (WAIT_REGIMES):
+  spinning (the default spin_ns on all four handles, pings back to back) and sleeping
+  (spin_ns = 0, and the initiator pauses before each ping, outside the clock, so that the
+  responder is asleep on the futex when it comes: each hop pays a wake-up).  Pipes and
+  sockets run back to back (a blocking read sleeps in the kernel at once), and os.pipe
+  also paced like the sleeping rings, as their reference: a case's reference is the one
+  paced alike.
+  Beside them, once per round, an idle waiter: a process blocked in ring.get(timeout=2.0)
+  on an empty ring, whose user+sys CPU time (getrusage) is reported as a share of its wait.
 
 A transport is one class with a method per (role, workload) it supports, e.g.
 `producer_msg64` / `consumer_msg64`; each prepares in the child process and returns a
-Side whose run(lo, hi) moves messages lo..hi-1.  More transports (mpmc and locked rings,
+Side whose run(lo, hi) moves messages lo..hi-1 (a round-trip initiator's Side also has
+stats(), the percentiles of its last run: the timed one).  More transports (mpmc and locked rings,
 multiprocessing.Queue, sockets) slot in as more classes or more RING_KINDS.
 """
 from __future__ import annotations
@@ -34,7 +50,9 @@ import multiprocessing as mp
 import multiprocessing.connection
 import os
 import platform
+import resource
 import signal
+import socket
 import statistics
 import struct
 import sys
@@ -47,8 +65,12 @@ import numpy as np
 
 import shmring
 from shmring import testing
+from shmring._ring import DEFAULT_SPIN_NS
 
-RING_KINDS = ["spsc"]  # each kind gets its own rows; "mpmc" and "locked" join here
+RING_KINDS = ["spsc", "mpmc", "locked"]  # each kind gets its own rows
+# Round trips measure the wake-up path, which the kinds share but for locked's
+# semaphores: spsc stands for the lock-free ones.
+KIND_WORKLOADS = {"pingpong64": ["spsc", "locked"]}
 
 # The first capacity of each workload is the default; the rest run only in full mode.
 # From this machine's sweeps (benchmarks/README.md): one 64 B message at a time is flat
@@ -56,7 +78,27 @@ RING_KINDS = ["spsc"]  # each kind gets its own rows; "mpmc" and "locked" join h
 # measured flat too, but C rings of 2-8 MiB ran several times faster than small ones,
 # so 65536 slots (8 MiB at a 128 B stride); 1 MiB frames: 16 slots (16 MiB) fall out of
 # cache and run slower, 2-8 do not differ, so 4.
-RING_CAPACITIES = {"msg64": (1024, 4096, 65536), "batch64": (65536, 4096), "frame1m": (4, 2, 8, 16)}
+# Round trips keep one message in flight per ring: capacity cannot matter, so one size.
+RING_CAPACITIES = {"msg64": (1024, 4096, 65536), "batch64": (65536, 4096), "frame1m": (4, 2, 8, 16),
+                   "pingpong64": (64,)}
+
+
+class Regime(NamedTuple):
+    """How the ring sides of a round trip wait."""
+
+    spin_ns: int | None  # set on every handle (None: the library's default)
+    gap_us: float  # the initiator's pause before each ping, outside the clock
+
+
+# Sleeping: spin_ns 0 is not "straight to the futex": get() first runs its Python slow
+# path and the C wait polls 64 times, and back to back the next ping often lands inside
+# that window (measured here: 45-60 % of round trips then never slept, and a trial's p50
+# fell on either mode).  A pause before each ping lets the responder reach the futex, so
+# every hop pays a wake-up.  The pause itself makes wake-ups dearer (an idle core sleeps
+# deeper: os.pipe went from 50 to 82 µs p50 here), so os.pipe runs paced the same way too,
+# as the sleeping rows' reference.
+WAIT_REGIMES = {"spinning": Regime(None, 0.0), "sleeping": Regime(0, 50.0)}
+RING_REGIMES = {"pingpong64": ("spinning", "sleeping")}  # each regime gets its own row
 
 CALL_TIMEOUT = 10.0  # seconds for any one blocking call (put, get, barrier)
 TRIAL_TIMEOUT = 180.0  # the parent kills a trial that takes longer
@@ -65,6 +107,9 @@ MASK = POOL - 1
 BATCH = 256
 FRAME = 1 << 20
 CHUNK = 1 << 16  # pipe reader's read size
+FRAME64 = 4 + 64  # a 64 B message on a pipe or socket: 4-byte length prefix + payload
+IDLE_WAIT = 2.0  # seconds the idle waiter blocks in ring.get(timeout=IDLE_WAIT)
+IDLE_TARGET = 0.01  # its CPU time as a share of the wait: target below 1 %
 NAME_TAG = "bench"
 
 _U32 = struct.Struct("<I")
@@ -85,8 +130,22 @@ class Target:
     text: str
     min_rate: float | None = None
     min_ratio: float | None = None
+    max_p50_us: float | None = None  # round trips: bounds on the medians of p50 and p99
+    max_p99_us: float | None = None
+    regime: str | None = None  # round trips: only the ring rows of this wait regime
 
-    def met(self, rate: float | None, ratio: float | None) -> bool | None:
+    def met_latency(self, lat: Latency | None) -> dict[str, bool | None]:
+        """Each bound on its own ("p50 ≤ 1.5 µs" -> met?), None where nothing was measured."""
+        out: dict[str, bool | None] = {}
+        for name, bound in (("p50", self.max_p50_us), ("p99", self.max_p99_us)):
+            if bound is not None:
+                out[f"{name} ≤ {bound:g} µs"] = None if lat is None else getattr(lat, name) <= bound
+        return out
+
+    def met(self, rate: float | None, ratio: float | None, lat: Latency | None = None) -> bool | None:
+        if self.max_p50_us is not None or self.max_p99_us is not None:
+            parts = self.met_latency(lat).values()
+            return None if None in parts else all(parts)
         if rate is None or (self.min_ratio is not None and ratio is None):
             return None
         return (self.min_rate is None or rate >= self.min_rate) and (
@@ -104,6 +163,7 @@ class Workload:
     warm: int  # untimed messages first
     reference: tuple[str, str] | None  # (workload key, transport name) of the ratio's denominator
     target: Target | None
+    latency: bool = False  # round trips: the outcome of a trial is its Latency, not a rate
 
 
 WORKLOADS = [
@@ -121,6 +181,15 @@ WORKLOADS = [
         "frame1m", "1 MiB frames, written in place (reserve) and read whole (recv)", FRAME,
         "frames/s", (1000, 3000), 32, ("frame1m", "np.copyto"),
         Target("≥ 0.9× np.copyto", min_ratio=0.9),
+    ),
+    Workload(
+        "pingpong64", "64 B round trips: put() a ping, get() its echo (latency)", 64,
+        # quick: 10k, not more: a sleeping or pipe round trip averages 100-400 µs here (its
+        # tail, not its p50), and --quick must stay under a minute on a busy 2-core host
+        "round trips", (10_000, 100_000), 1_000, ("pingpong64", "os.pipe"),
+        Target("spinning, from Python: p50 ≤ 1.5 µs and p99 ≤ 5 µs", max_p50_us=1.5, max_p99_us=5.0,
+               regime="spinning"),
+        latency=True,
     ),
 ]
 _WL = {w.key: w for w in WORKLOADS}
@@ -153,18 +222,58 @@ def _frame_src() -> np.ndarray:
     return np.random.default_rng(0xF7A3E).integers(0, 256, FRAME, dtype=np.uint8)
 
 
+@functools.cache
+def _framed64() -> list[bytes]:
+    """The 64 B messages as a pipe or socket carries them: 4-byte length prefix first."""
+    return [_U32.pack(64) + m for m in _msgs64()]
+
+
 def _prepare(keys: set[str]) -> None:
     """Build the payloads before forking, so no child pays for them inside a trial."""
     if keys & {"msg64", "batch64"}:
         _msgs64(), _pool64_flat()
+    if "pingpong64" in keys:
+        _msgs64(), _framed64()
     if "frame1m" in keys:
         _frame_src()
 
 
 # -- transports ----------------------------------------------------------------------------
+class Latency(NamedTuple):
+    """One trial's round trips, in µs: percentiles and the worst."""
+
+    p50: float
+    p99: float
+    p999: float
+    worst: float
+
+    @classmethod
+    def of(cls, ns: list[int]) -> Latency:
+        a = np.asarray(ns, dtype=np.int64)
+        if not len(a):
+            raise DataError("no round trip was timed")
+        p50, p99, p999 = np.percentile(a, [50, 99, 99.9]) / 1e3
+        return cls(float(p50), float(p99), float(p999), float(a.max()) / 1e3)
+
+
+class _RoundTrips:
+    """The initiator's round-trip times (ns) of its last run(), which is the timed one."""
+
+    def __init__(self) -> None:
+        self.ns: list[int] = []
+
+    def start(self) -> Callable[[int], None]:
+        self.ns = []
+        return self.ns.append
+
+    def stats(self) -> Latency:
+        return Latency.of(self.ns)
+
+
 class Side(NamedTuple):
     run: Callable[[int, int], None]  # move messages lo..hi-1 (producer: send; consumer: verify)
     finish: Callable[[], None]  # producer: end the stream; consumer: check it ended
+    stats: Callable[[], Any] | None = None  # round trips: the initiator's Latency of its last run
 
 
 class Transport:
@@ -178,6 +287,7 @@ class Transport:
 
     name = "?"
     solo = False
+    gap_us = 0.0  # round trips: the initiator's pause before each ping (a reference matches it)
 
     @property
     def label(self) -> str:
@@ -199,38 +309,64 @@ class Transport:
         return getattr(self, f"{role}_{wl.key}")(ch, stack)  # type: ignore[no-any-return]
 
 
+def _pause(clock: Callable[[], int], ns: int) -> None:
+    """Busy-wait ns nanoseconds: this side stays awake while its peer falls asleep."""
+    until = clock() + ns
+    while clock() < until:
+        pass
+
+
 def _check_frame(d64: np.ndarray, i: int) -> None:
     if d64[0] != i or d64[-1] != i:
         raise DataError(f"frame {i}: stamps {int(d64[0])}/{int(d64[-1])}: lost, reordered or torn")
 
 
 class RingTransport(Transport):
-    """shmring: a byte ring for single 64 B messages, array rings for batches and frames."""
+    """shmring: a byte ring for single 64 B messages, array rings for batches and frames;
+    two byte rings (ping, pong) for round trips, in a wait regime (WAIT_REGIMES)."""
 
-    def __init__(self, kind: str, capacity: int) -> None:
-        self.kind, self.capacity = kind, capacity
+    def __init__(self, kind: str, capacity: int, regime: str | None = None) -> None:
+        self.kind, self.capacity, self.regime = kind, capacity, regime
+        r = WAIT_REGIMES[regime] if regime is not None else Regime(None, 0.0)
+        self.spin_ns, self.gap_us = r  # spin_ns None: the library's default
         self.name = f"shmring {kind}"
         self.backing: set[str] = set()
 
     @property
     def label(self) -> str:
-        return f"shmring {self.kind}, capacity {self.capacity}"
+        if self.regime is None:
+            return f"shmring {self.kind}, capacity {self.capacity}"
+        spin = f"spin_ns {DEFAULT_SPIN_NS} (default)" if self.spin_ns is None else f"spin_ns {self.spin_ns}"
+        gap = f", {self.gap_us:g} µs between pings" if self.gap_us else ", back to back"
+        return f"shmring {self.kind}, {self.regime}: {spin}{gap}"
 
-    def open(self, wl: Workload) -> str:
+    def open(self, wl: Workload) -> str | tuple[str, str]:
+        if wl.key == "pingpong64":
+            names = (testing.unique_name(NAME_TAG), testing.unique_name(NAME_TAG))
+            try:
+                for name in names:
+                    self._create(name, slot_size=64)
+            except BaseException:
+                self.close(names)
+                raise
+            return names  # (ping, pong)
         name = testing.unique_name(NAME_TAG)
         if wl.key == "msg64":
-            ring = shmring.create(name, self.capacity, slot_size=64, kind=self.kind)
+            self._create(name, slot_size=64)
         else:
             shape = (64,) if wl.key == "batch64" else (FRAME,)
-            ring = shmring.create(name, self.capacity, shape=shape, dtype=np.uint8, kind=self.kind)
-        with ring:  # the children attach by name; the parent holds no handle
-            info = ring.info()
-        self.backing.add(f"{info['backing']} ({info['page_size'] // 1024} KiB pages)")
+            self._create(name, shape=shape, dtype=np.uint8)
         return name
 
-    def close(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            shmring.unlink(name)
+    def _create(self, name: str, **kw: Any) -> None:
+        with shmring.create(name, self.capacity, kind=self.kind, **kw) as ring:
+            info = ring.info()  # the children attach by name; the parent holds no handle
+        self.backing.add(f"{info['backing']} ({info['page_size'] // 1024} KiB pages)")
+
+    def close(self, names: str | tuple[str, ...]) -> None:
+        for name in (names,) if isinstance(names, str) else names:
+            with contextlib.suppress(FileNotFoundError):
+                shmring.unlink(name)
 
     @staticmethod
     def _attach(name: str, stack: contextlib.ExitStack) -> shmring.Ring:
@@ -318,25 +454,82 @@ class RingTransport(Transport):
 
         return Side(run, lambda: self._expect_eof(ring))
 
+    def _ping_pong(self, names: tuple[str, str], stack: contextlib.ExitStack) -> tuple[shmring.Ring, shmring.Ring]:
+        ping, pong = (self._attach(n, stack) for n in names)
+        if self.spin_ns is not None:
+            ping.spin_ns = pong.spin_ns = self.spin_ns
+        return ping, pong
+
+    def producer_pingpong64(self, names: tuple[str, str], stack: contextlib.ExitStack) -> Side:
+        """The initiator: sends message i, waits for its echo, checks it; times each exchange."""
+        ping, pong = self._ping_pong(names, stack)
+        put, get, msgs, clock, rtt = ping.put, pong.get, _msgs64(), time.perf_counter_ns, _RoundTrips()
+        gap = int(self.gap_us * 1000)
+
+        def run(lo: int, hi: int) -> None:
+            record = rtt.start()
+            for i in range(lo, hi):
+                m = msgs[i & MASK]
+                if gap:
+                    _pause(clock, gap)
+                t0 = clock()
+                put(m, CALL_TIMEOUT)
+                echo = get(CALL_TIMEOUT)
+                t1 = clock()
+                record(t1 - t0)
+                if echo != m:
+                    raise DataError(f"round trip {i}: the echo was lost, reordered or corrupted")
+
+        def finish() -> None:
+            ping.shutdown()
+            self._expect_eof(pong)  # the responder echoed nothing more, then ended
+
+        return Side(run, finish, rtt.stats)
+
+    def consumer_pingpong64(self, names: tuple[str, str], stack: contextlib.ExitStack) -> Side:
+        """The responder: a pure echo (the initiator checks what comes back)."""
+        ping, pong = self._ping_pong(names, stack)
+        put, get = pong.put, ping.get
+
+        def run(lo: int, hi: int) -> None:
+            for _ in range(lo, hi):
+                put(get(CALL_TIMEOUT), CALL_TIMEOUT)
+
+        def finish() -> None:
+            self._expect_eof(ping)
+            pong.shutdown()
+
+        return Side(run, finish)
+
 
 class PipeTransport(Transport):
     """os.pipe with 4-byte length-prefixed frames: one os.write per 64 B message (no
     writer batching), a reader that parses frames out of 64 KiB reads; 1 MiB frames
-    are read into a preallocated buffer with os.readv."""
+    are read into a preallocated buffer with os.readv.  Round trips: two pipes, one
+    os.write of the frame and one blocking os.read of exactly one frame per hop."""
 
     name = "os.pipe"
+    # Round trips: the channel is [ping read, ping write, pong read, pong write] and each
+    # role keeps (read end, write end) of it.
+    RT_ENDS = {"producer": (2, 1), "consumer": (0, 3)}
 
-    def __init__(self, pipe_size: int | None = None) -> None:
-        self.pipe_size = pipe_size
+    def __init__(self, pipe_size: int | None = None, gap_us: float = 0.0) -> None:
+        self.pipe_size, self.gap_us = pipe_size, gap_us
 
     @property
     def label(self) -> str:
+        if self.gap_us:
+            return f"os.pipe, {self.gap_us:g} µs between pings"
         return "os.pipe" if self.pipe_size is None else f"os.pipe, {self.pipe_size >> 10} KiB buffer"
 
     def supports(self, wl: Workload) -> bool:
-        return wl.key == "frame1m" or (wl.key == "msg64" and self.pipe_size is None)
+        if self.gap_us:
+            return wl.key == "pingpong64"
+        return wl.key == "frame1m" or (wl.key in ("msg64", "pingpong64") and self.pipe_size is None)
 
     def open(self, wl: Workload) -> list[int]:
+        if wl.key == "pingpong64":
+            return [*os.pipe(), *os.pipe()]
         fds = list(os.pipe())
         if self.pipe_size:
             fcntl.fcntl(fds[1], fcntl.F_SETPIPE_SZ, self.pipe_size)
@@ -363,6 +556,70 @@ class PipeTransport(Transport):
     def _expect_eof(fd: int, rest: bytes = b"") -> None:
         if rest or os.read(fd, CHUNK):
             raise DataError("data after the last message: duplicated data")
+
+    def _rt_ends(self, fds: list[int], role: str, stack: contextlib.ExitStack) -> tuple[int, int, Callable[[], None]]:
+        """This child's (read fd, write fd, end-of-its-stream) for round trips; every fd of
+        the channel it does not use is closed here at once, so ending a stream is an EOF."""
+        r, w = self.RT_ENDS[role]
+        ends = {}
+        for k, fd in enumerate(fds):
+            if k in (r, w):
+                ends[k] = _Fd(fd)
+                stack.callback(ends[k].close)
+            else:
+                os.close(fd)
+        return ends[r].fd, ends[w].fd, lambda: self._end_writes(ends[w])
+
+    @staticmethod
+    def _end_writes(end: _Fd) -> None:
+        end.close()
+
+    def producer_pingpong64(self, fds: list[int], stack: contextlib.ExitStack) -> Side:
+        r, w, end_stream = self._rt_ends(fds, "producer", stack)
+        framed, write, read, clock, rtt = _framed64(), os.write, os.read, time.perf_counter_ns, _RoundTrips()
+        gap = int(self.gap_us * 1000)
+
+        def run(lo: int, hi: int) -> None:
+            record = rtt.start()
+            for i in range(lo, hi):
+                m = framed[i & MASK]
+                if gap:
+                    _pause(clock, gap)
+                t0 = clock()
+                sent = write(w, m)
+                echo = read(r, FRAME64)
+                t1 = clock()
+                if len(echo) != FRAME64:  # a short read: the rest belongs to this round trip
+                    echo, t1 = _read_rest(r, echo, FRAME64), clock()
+                record(t1 - t0)
+                if sent != FRAME64:  # <= PIPE_BUF: never short, but check
+                    raise OSError(f"round trip {i}: short write")
+                if echo != m:
+                    raise DataError(f"round trip {i}: the echo was lost, reordered or corrupted")
+
+        def finish() -> None:
+            end_stream()
+            self._expect_eof(r)
+
+        return Side(run, finish, rtt.stats)
+
+    def consumer_pingpong64(self, fds: list[int], stack: contextlib.ExitStack) -> Side:
+        r, w, end_stream = self._rt_ends(fds, "consumer", stack)
+        write, read = os.write, os.read
+
+        def run(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                b = read(r, FRAME64)
+                if len(b) != FRAME64:
+                    b = _read_rest(r, b, FRAME64)
+                if write(w, b) != FRAME64:
+                    raise OSError(f"round trip {i}: short write")
+
+        def finish() -> None:
+            self._expect_eof(r)
+            end_stream()
+
+        return Side(run, finish)
 
     def producer_msg64(self, fds: list[int], stack: contextlib.ExitStack) -> Side:
         end = self._end(fds, 1, stack)
@@ -458,6 +715,40 @@ def _write_rest(fd: int, parts: list[Any], done: int) -> None:
             v = v[os.write(fd, v):]
 
 
+def _read_rest(fd: int, got: bytes, n: int) -> bytes:
+    """After a short read of a round trip's frame: read until it has n bytes."""
+    while len(got) < n:
+        more = os.read(fd, n - len(got))
+        if not more:
+            raise DataError(f"end of stream inside a round trip ({len(got)} of {n} bytes): data lost")
+        got += more
+    return got
+
+
+class SocketTransport(PipeTransport):
+    """AF_UNIX stream socketpair, round trips only: the framing and the blocking
+    os.read/os.write of os.pipe, one socket per side for both directions."""
+
+    name = "AF_UNIX socketpair"
+    RT_ENDS = {"producer": (0, 0), "consumer": (1, 1)}
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def supports(self, wl: Workload) -> bool:
+        return wl.key == "pingpong64"
+
+    def open(self, wl: Workload) -> list[int]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)  # blocking
+        return [a.detach(), b.detach()]
+
+    @staticmethod
+    def _end_writes(end: _Fd) -> None:
+        with socket.socket(fileno=os.dup(end.fd)) as s:  # the end stays open for reading
+            s.shutdown(socket.SHUT_WR)
+
+
 def _read_exact(fd: int, mv: memoryview) -> None:
     got, n = 0, len(mv)
     while got < n:
@@ -493,6 +784,8 @@ OTHER_TRANSPORTS: dict[str, list[tuple[Transport, bool]]] = {
     "msg64": [(PipeTransport(), True)],
     "batch64": [],
     "frame1m": [(CopyTransport(), True), (PipeTransport(), True), (PipeTransport(1 << 20), False)],
+    "pingpong64": [(PipeTransport(), True), (PipeTransport(gap_us=WAIT_REGIMES["sleeping"].gap_us), True),
+                   (SocketTransport(), False)],  # optional row: full mode only (keeps --quick short)
 }
 
 
@@ -502,12 +795,29 @@ class Case:
     workload: Workload
     transport: Transport
     default: bool  # False: a variant (another capacity or buffer) shown for comparison
-    outcomes: list[float | str] = field(default_factory=list)  # per round: msgs/s, or why it failed
+    # per round: msgs/s (round trips: the trial's Latency), or why it failed
+    outcomes: list[float | Latency | str] = field(default_factory=list)
     seconds: list[float | None] = field(default_factory=list)
 
     @property
     def rates(self) -> list[float]:
         return [x for x in self.outcomes if isinstance(x, float)]
+
+    @property
+    def latencies(self) -> list[Latency]:
+        return [x for x in self.outcomes if isinstance(x, Latency)]
+
+    @property
+    def latency(self) -> Latency | None:
+        """The median over rounds of each percentile (each on its own)."""
+        lats = self.latencies
+        if self.failures or not lats:
+            return None
+        return Latency(*(statistics.median(getattr(x, f) for x in lats) for f in Latency._fields))
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and bool(self.rates or self.latencies)
 
     @property
     def failures(self) -> list[str]:
@@ -523,10 +833,11 @@ def _cases(quick: bool, only: list[str] | None) -> list[Case]:
     for wl in WORKLOADS:
         if only and wl.key not in only:
             continue
-        for kind in RING_KINDS:
+        for kind in KIND_WORKLOADS.get(wl.key, RING_KINDS):
             caps = RING_CAPACITIES[wl.key]
             for cap in caps[:1] if quick else caps:
-                cases.append(Case(wl, RingTransport(kind, cap), cap == caps[0]))
+                for regime in RING_REGIMES.get(wl.key, (None,)):
+                    cases.append(Case(wl, RingTransport(kind, cap, regime), cap == caps[0]))
         for tr, in_quick in OTHER_TRANSPORTS[wl.key]:
             if tr.supports(wl) and (in_quick or not quick):
                 cases.append(Case(wl, tr, in_quick))
@@ -547,15 +858,16 @@ def _child(role: str, case: Case, ch: Any, n: int, core: int | None, barrier: An
             side.run(wl.warm, wl.warm + n)
             t1 = time.perf_counter()
             side.finish()
-        conn.send(("ok", t0, t1))
+        conn.send(("ok", t0, t1, None if side.stats is None else side.stats()))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
         conn.send(("error", f"{role}: {type(exc).__name__}: {exc}"))
     finally:
         conn.close()
 
 
-def _run_trial(case: Case, n: int, cores: list[int | None]) -> float:
-    """Seconds from the producer's first timed message to the consumer's last."""
+def _run_trial(case: Case, n: int, cores: list[int | None]) -> tuple[float, Latency | None]:
+    """Seconds from the producer's first timed message to the consumer's last, and for
+    round trips the initiator's Latency."""
     tr = case.transport
     roles = ["producer"] if tr.solo else ["producer", "consumer"]
     procs: list[tuple[str, Any, Any]] = []
@@ -575,7 +887,7 @@ def _run_trial(case: Case, n: int, cores: list[int | None]) -> float:
         done = _collect(procs)
         start = done["producer"][1]
         end = done["producer" if tr.solo else "consumer"][2]
-        return end - start  # type: ignore[no-any-return]
+        return end - start, done["producer"][3]
     finally:
         for _, p, rx in procs:
             if p.is_alive():
@@ -585,8 +897,68 @@ def _run_trial(case: Case, n: int, cores: list[int | None]) -> float:
         tr.close(ch)
 
 
+class Idle(NamedTuple):
+    """One idle wait: CPU seconds (user + sys) over wall seconds, and context switches."""
+
+    cpu: float
+    wall: float
+    switches: int
+
+    @property
+    def share(self) -> float:
+        return self.cpu / self.wall
+
+
+def _idle_child(name: str, core: int | None, conn: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        if core is not None:
+            os.sched_setaffinity(0, {core})
+        with shmring.attach(name) as ring:  # default spin_ns: spins, then sleeps on the futex
+            r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            try:
+                ring.get(IDLE_WAIT)
+            except TimeoutError:
+                pass
+            else:
+                raise DataError("get() on an empty ring returned a message")
+            w1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+        if w1 - w0 < IDLE_WAIT * 0.99:
+            raise TrialFailed(f"get(timeout={IDLE_WAIT}) gave up after {w1 - w0:.3f} s")
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        switches = (r1.ru_nvcsw - r0.ru_nvcsw) + (r1.ru_nivcsw - r0.ru_nivcsw)
+        conn.send(("ok", cpu, w1 - w0, switches))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        conn.send(("error", f"idle waiter: {type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def _idle_trial(core: int | None) -> Idle:
+    """A process blocked in ring.get(timeout=IDLE_WAIT) on an empty ring: its CPU use."""
+    name = testing.unique_name(NAME_TAG)
+    shmring.create(name, 64, slot_size=64).close()
+    p = rx = None
+    try:
+        rx, tx = _CTX.Pipe(duplex=False)
+        p = _CTX.Process(target=_idle_child, args=(name, core, tx), name="shmring-bench-idle", daemon=True)
+        p.start()
+        tx.close()
+        _, cpu, wall, switches = _collect([("idle waiter", p, rx)])["idle waiter"]
+        return Idle(cpu, wall, switches)
+    finally:
+        if p is not None:
+            if p.is_alive():
+                p.kill()
+            p.join(5)
+        if rx is not None:
+            rx.close()
+        with contextlib.suppress(FileNotFoundError):
+            shmring.unlink(name)
+
+
 def _collect(procs: list[tuple[str, Any, Any]]) -> dict[str, Any]:
-    """Each child's ("ok", t0, t1); TrialFailed on an error, a death or the deadline."""
+    """Each child's ("ok", ...) message; TrialFailed on an error, a death or the deadline."""
     pending = {rx: (role, p) for role, p, rx in procs}
     out, errors = {}, []
     deadline = time.monotonic() + TRIAL_TIMEOUT
@@ -648,7 +1020,27 @@ def _machine() -> dict[str, Any]:
         "shmring": shmring.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg_start": os.getloadavg(),
+        "clocksource": _read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+        "perf_counter_ns_cost_ns": _clock_cost_ns(),
     }
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def _clock_cost_ns() -> float:
+    """Median of back-to-back time.perf_counter_ns() calls: what the clock itself adds
+    to each round-trip sample."""
+    clock, d = time.perf_counter_ns, []
+    for _ in range(20_000):
+        t0 = clock()
+        d.append(clock() - t0)
+    return float(statistics.median(d))
 
 
 def _cpu_snapshot() -> tuple[list[int], float]:
@@ -680,16 +1072,26 @@ def _reference(case: Case, cases: list[Case]) -> Case | None:
     if case.workload.reference is None:
         return None
     wkey, tname = case.workload.reference
-    return next((c for c in cases if c.workload.key == wkey and c.transport.name == tname and c.default), None)
+    return next((c for c in cases if c.workload.key == wkey and c.transport.name == tname and c.default
+                 and c.transport.gap_us == case.transport.gap_us), None)  # paced alike
+
+
+def _value(x: float | Latency | str) -> float | None:
+    """A round's headline number: msgs/s, or a round trip's p50 (µs); None if it failed."""
+    if isinstance(x, Latency):
+        return x.p50
+    return x if isinstance(x, float) else None
 
 
 def _ratio(case: Case, cases: list[Case]) -> float | None:
     """Median over rounds of (this case / its reference) in the same round: the rounds
-    are interleaved, so a noisy round slows both and the pairing cancels most of it."""
+    are interleaved, so a noisy round slows both and the pairing cancels most of it.
+    Round trips: of the p50s (below 1: faster than the reference)."""
     ref = _reference(case, cases)
-    if ref is None or case.median is None or ref.median is None:
+    if ref is None or not case.ok or not ref.ok:
         return None
-    pairs = [a / b for a, b in zip(case.outcomes, ref.outcomes) if isinstance(a, float) and isinstance(b, float)]
+    pairs = [a / b for a, b in ((_value(x), _value(y)) for x, y in zip(case.outcomes, ref.outcomes))
+             if a is not None and b is not None]
     return statistics.median(pairs) if pairs else None
 
 
@@ -697,14 +1099,26 @@ def _target(case: Case, cases: list[Case]) -> tuple[str, bool | None] | None:
     t = case.workload.target
     if t is None or not isinstance(case.transport, RingTransport):
         return None
-    return t.text, t.met(case.median, _ratio(case, cases))
+    if t.regime is not None and case.transport.regime != t.regime:
+        return None
+    return t.text, t.met(case.median, _ratio(case, cases), case.latency)
+
+
+_VERDICT = {None: "n/a", True: "**met**", False: "**missed**"}
+
+
+def _label(case: Case, cases: list[Case]) -> str:
+    """The transport's label, with "(default)" where variants of it are shown too."""
+    wl, label = case.workload, case.transport.label
+    if case.default and any(c.workload is wl and type(c.transport) is type(case.transport) and not c.default
+                            for c in cases):
+        label += " (default)"
+    return label
 
 
 def _row(case: Case, cases: list[Case], first: bool) -> str:
     wl, ref = case.workload, _reference(case, cases)
-    label = case.transport.label
-    if case.default and sum(c.workload is wl and type(c.transport) is type(case.transport) for c in cases) > 1:
-        label += " (default)"
+    label = _label(case, cases)
     cells = [wl.title if first else "", label]
     if case.median is None:
         n_bad = len(case.failures)
@@ -723,15 +1137,48 @@ def _row(case: Case, cases: list[Case], first: bool) -> str:
     cells += [
         f"{_si(case.median)} {wl.unit}", f"{_si(min(case.rates))}–{_si(max(case.rates))}",
         f"{case.median * wl.nbytes / 1e9:.2f}", vs,
-        "" if target is None else f"{target[0]}: " + {None: "n/a", True: "**met**", False: "**missed**"}[target[1]],
+        "" if target is None else f"{target[0]}: " + _VERDICT[target[1]],
     ]
     return "| " + " | ".join(cells) + " |"
 
 
-def _report(out: TextIO, cases: list[Case], m: dict[str, Any], quick: bool, wall: float) -> None:
+def _us(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+def _lat_row(case: Case, cases: list[Case], first: bool) -> str:
+    wl, ref, lat = case.workload, _reference(case, cases), case.latency
+    cells = [wl.title if first else "", _label(case, cases)]
+    if lat is None:
+        n_bad = len(case.failures)
+        cells += ["**FAILED**", f"{n_bad} of {len(case.outcomes)} trials" if n_bad else "no trials", "", "", "", "", ""]
+        return "| " + " | ".join(cells) + " |"
+    ratio, t = _ratio(case, cases), wl.target
+    if ref is case:
+        vs = "reference"
+    elif ref is None:
+        vs = ""
+    elif ratio is None:
+        vs = "n/a: reference failed"
+    else:
+        vs = f"{ratio:.3f}× {ref.transport.label}" + (f" ({1 / ratio:.1f}× lower)" if ratio <= 0.5 else "")
+    target = ""
+    if _target(case, cases) is not None and t is not None:
+        target = ", ".join(f"{k}: {_VERDICT[v]}" for k, v in t.met_latency(lat).items())
+    p50s = [x.p50 for x in case.latencies]
+    cells += [_us(lat.p50), _us(lat.p99), _us(lat.p999), f"{_us(min(p50s))}–{_us(max(p50s))}",
+              _us(lat.worst), vs, target]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _report(out: TextIO, cases: list[Case], m: dict[str, Any], quick: bool, wall: float,
+            idle: list[Idle | str] | None = None) -> None:
     w = out.write
     backing = sorted({b for c in cases if isinstance(c.transport, RingTransport) for b in c.transport.backing})
-    counts = ", ".join(f"{wl.key} {wl.count[not quick]:,}" for wl in WORKLOADS if any(c.workload is wl for c in cases))
+    counts = ", ".join(f"{wl.key} {wl.count[not quick]:,}" + (" round trips" if wl.latency else "")
+                       for wl in WORKLOADS if any(c.workload is wl for c in cases))
+    flows = [c for c in cases if not c.workload.latency]
+    trips = [c for c in cases if c.workload.latency]
     w(f"## shmring bench ({'quick' if quick else 'full'}: {m['trials']} rounds, every case once per round)\n\n")
     w(f"- machine: {m['cpu']}, {m['cpus_online']} CPUs ({m['cpus_usable']} usable), Linux {m['kernel']}; "
       f"Python {m['python']}, numpy {m['numpy']}, shmring {m['shmring']}\n")
@@ -740,23 +1187,58 @@ def _report(out: TextIO, cases: list[Case], m: dict[str, Any], quick: bool, wall
       f"(per round {', '.join(f'{r[0]:.0%}' for r in m['rounds'])}), the host stole {m['steal_share']:.0%}\n")
     w(f"- pinning: {m['pinning']}\n")
     w(f"- rings: {', '.join(backing) or '-'}; kinds: {', '.join(RING_KINDS)}\n")
-    w(f"- messages per trial, after a warm-up: {counts}; the consumer verifies every one\n")
-    w("- median and min–max over rounds; the ratio is the median of same-round ratios\n\n")
-    w("| workload | transport | median | min–max | GB/s (payload) | vs reference, same run | target |\n")
-    w("|---|---|---|---|---|---|---|\n")
-    for i, c in enumerate(cases):
-        w(_row(c, cases, i == 0 or cases[i - 1].workload is not c.workload) + "\n")
+    w(f"- messages per trial, after a warm-up: {counts}; the consumer verifies every one"
+      + (" (round trips: the initiator verifies every echo)" if trips else "") + "\n")
+    w("- median and min–max over rounds; the ratio is the median of same-round ratios\n")
+    if flows:
+        w("\n| workload | transport | median | min–max | GB/s (payload) | vs reference, same run | target |\n")
+        w("|---|---|---|---|---|---|---|\n")
+        for i, c in enumerate(flows):
+            w(_row(c, cases, i == 0 or flows[i - 1].workload is not c.workload) + "\n")
+    if trips:
+        w("\nRound trips, µs: each percentile over one trial's round trips, then its median over rounds.\n\n")
+        w("| workload | transport | p50 | p99 | p99.9 | p50 min–max | worst | p50 vs reference, same round | target |\n")
+        w("|---|---|---|---|---|---|---|---|---|\n")
+        for i, c in enumerate(trips):
+            w(_lat_row(c, cases, i == 0 or trips[i - 1].workload is not c.workload) + "\n")
+        w(f"\n- each sample: perf_counter_ns() before put(ping) and after get(echo) (pipe, socket: os.write + "
+          f"os.read); back-to-back perf_counter_ns() calls cost {m['perf_counter_ns_cost_ns']:.0f} ns here "
+          f"(clocksource {m['clocksource']}), included in every sample\n")
+        gap = WAIT_REGIMES["sleeping"].gap_us
+        w(f"- rings: spinning = spin_ns {DEFAULT_SPIN_NS} (the default) on every handle, pings back to back; "
+          f"sleeping = spin_ns 0 and the initiator waits {gap:g} µs (outside the clock) before each ping, so the "
+          "responder has gone past get()'s Python slow path and the C wait's 64 polls to the futex: each hop pays "
+          "a wake-up (back to back, about half the round trips never slept); the pause makes any wake-up dearer, "
+          f"so os.pipe also runs paced ({gap:g} µs) as the sleeping rows' reference; otherwise os.pipe and the "
+          "socketpair run back to back (a blocking read sleeps in the kernel at once)\n")
+        if idle is not None:
+            w(_idle_line(idle) + "\n")
     bad = [f"- {c.workload.key} / {c.transport.label}, round {k + 1}: {x}\n"
            for c in cases for k, x in enumerate(c.outcomes) if isinstance(x, str)]
+    bad += [f"- idle waiter, round {k + 1}: {x}\n" for k, x in enumerate(idle or []) if isinstance(x, str)]
     if bad:
         w("\nFailures:\n" + "".join(bad))
 
 
-def _to_json(cases: list[Case], machine: dict[str, Any], quick: bool) -> dict[str, Any]:
+def _idle_line(idle: list[Idle | str]) -> str:
+    ok = [x for x in idle if isinstance(x, Idle)]
+    head = (f"- idle waiter: one process in ring.get(timeout={IDLE_WAIT:g}) on an empty ring (default spin_ns), "
+            "pinned to the consumer's core, once per round: user+sys CPU time (getrusage) as a share of its wait")
+    if not ok or len(ok) < len(idle):
+        return f"{head}: **FAILED** ({len(idle) - len(ok)} of {len(idle)} rounds)"
+    shares = [x.share for x in ok]
+    med = statistics.median(shares)
+    return (f"{head}: **{med:.3%}** (min–max {min(shares):.3%}–{max(shares):.3%}; "
+            f"{statistics.median(x.switches for x in ok):.0f} context switches per wait); "
+            f"target < {IDLE_TARGET:.0%}: {_VERDICT[med < IDLE_TARGET]}")
+
+
+def _to_json(cases: list[Case], machine: dict[str, Any], quick: bool,
+             idle: list[Idle | str] | None = None) -> dict[str, Any]:
     rows = []
     for c in cases:
         wl, ref, target = c.workload, _reference(c, cases), _target(c, cases)
-        rows.append({
+        row = {
             "workload": wl.key, "title": wl.title, "transport": c.transport.name, "label": c.transport.label,
             "default": c.default, "params": {k: v for k, v in vars(c.transport).items() if k != "backing"},
             "unit": wl.unit, "payload_bytes": wl.nbytes, "messages_per_trial": wl.count[not quick],
@@ -767,8 +1249,27 @@ def _to_json(cases: list[Case], machine: dict[str, Any], quick: bool) -> dict[st
             "reference": None if ref is None else [ref.workload.key, ref.transport.label],
             "ratio_vs_reference": _ratio(c, cases),
             "target": None if target is None else {"text": target[0], "met": target[1]},
-        })
-    return {"mode": "quick" if quick else "full", "ring_kinds": RING_KINDS, "machine": machine, "cases": rows}
+        }
+        if wl.latency:  # per round: {p50, p99, p999, worst} in µs, or the failure
+            lat = c.latency
+            row |= {
+                "unit": "µs", "per_round": [x._asdict() if isinstance(x, Latency) else x for x in c.outcomes],
+                "median": None if lat is None else lat._asdict(),
+                "min": min((x.p50 for x in c.latencies), default=None),
+                "max": max((x.p50 for x in c.latencies), default=None),
+            }
+            if target is not None and wl.target is not None:
+                row["target"]["parts"] = wl.target.met_latency(lat)  # type: ignore[index]
+        rows.append(row)
+    out = {"mode": "quick" if quick else "full", "ring_kinds": RING_KINDS, "machine": machine, "cases": rows}
+    if idle is not None:
+        shares = [x.share for x in idle if isinstance(x, Idle)]
+        out["idle_waiter"] = {
+            "wait_seconds": IDLE_WAIT, "target_share_below": IDLE_TARGET,
+            "per_round": [x._asdict() | {"share": x.share} if isinstance(x, Idle) else x for x in idle],
+            "median_share": statistics.median(shares) if shares and len(shares) == len(idle) else None,
+        }
+    return out
 
 
 def _sweep_leftovers() -> list[str]:
@@ -791,6 +1292,7 @@ def main(*, quick: bool = False, trials: int | None = None, json_path: str | Non
     cores, pinning = _pick_cores()
     machine = _machine() | {"trials": trials, "pinning": pinning, "rounds": []}
     _prepare({c.workload.key for c in cases})
+    idle: list[Idle | str] | None = [] if any(c.workload.latency for c in cases) else None
     t_start = time.monotonic()
     cpu_start = cpu_round = _cpu_snapshot()
     try:
@@ -799,13 +1301,18 @@ def main(*, quick: bool = False, trials: int | None = None, json_path: str | Non
             for c in cases:
                 n = c.workload.count[not quick]
                 try:
-                    secs = _run_trial(c, n, cores)
+                    secs, lat = _run_trial(c, n, cores)
                 except (TrialFailed, OSError, shmring.ShmringError) as exc:
                     c.outcomes.append(str(exc))
                     c.seconds.append(None)
                     continue
-                c.outcomes.append(n / secs)
+                c.outcomes.append(n / secs if lat is None else lat)
                 c.seconds.append(secs)
+            if idle is not None:  # once per round, between the same rounds as the round trips
+                try:
+                    idle.append(_idle_trial(cores[-1]))
+                except (TrialFailed, OSError, shmring.ShmringError) as exc:
+                    idle.append(str(exc))
             cpu_now = _cpu_snapshot()
             machine["rounds"].append(_others_share(cpu_round, cpu_now))
             cpu_round = cpu_now
@@ -820,9 +1327,9 @@ def main(*, quick: bool = False, trials: int | None = None, json_path: str | Non
             err.write(f"removed {len(left)} leftover ring(s): {', '.join(left)}\n")
     machine["loadavg_end"] = os.getloadavg()
     machine["others_cpu_share"], machine["steal_share"] = _others_share(cpu_start, _cpu_snapshot())
-    _report(out, cases, machine, quick, time.monotonic() - t_start)
+    _report(out, cases, machine, quick, time.monotonic() - t_start, idle)
     if json_path:
         with open(json_path, "w") as f:
-            json.dump(_to_json(cases, machine, quick), f, indent=1)
+            json.dump(_to_json(cases, machine, quick, idle), f, indent=1)
             f.write("\n")
-    return 1 if any(c.failures for c in cases) else 0
+    return 1 if any(c.failures for c in cases) or any(isinstance(x, str) for x in idle or []) else 0

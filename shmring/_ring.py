@@ -672,6 +672,16 @@ class ByteRing(Ring):
         return self._get_slow(n, 0)
 
     def _get_slow(self, rc: int, timeout: Timeout) -> bytes:
+        if rc != _E2BIG:  # wait, then the fast copy again: what a round trip pays for
+            deadline = _check_timeout(timeout)
+            while rc < 0:
+                self._wait(rc, lib.shmring_wait_readable, deadline, "get")
+                rc = _try_get_staged(self._h)
+                if rc >= 0:
+                    return self._stage[0:rc]  # type: ignore[no-any-return]
+                if rc == _E2BIG:
+                    break
+        # Longer than the staging buffer: read it in place.
         i = self._front(rc, timeout, "get")
         try:
             return self._slots_ro[i, : self._lenp[0]].tobytes()
