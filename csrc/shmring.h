@@ -109,6 +109,11 @@ int shmring_release(shmring_t *r);
 int shmring_wait_writable(shmring_t *r, int64_t timeout_ns);
 int shmring_wait_readable(shmring_t *r, int64_t timeout_ns);
 
+/* try_get_staged / try_put, but when empty (full) first spin for up to
+ * spin_ns for the peer: the fast first step of a blocking get (put). */
+int64_t shmring_get_staged(shmring_t *r);
+int shmring_put(shmring_t *r, const char *src, uint64_t len);
+
 /* How long a waiter spins before it sleeps on the futex (default 20 us). */
 void shmring_set_spin(shmring_t *r, int64_t spin_ns);
 

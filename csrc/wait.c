@@ -63,6 +63,22 @@ void wait_wake_all(struct shmring_waitq *q)
 	syscall(SYS_futex, &q->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
+/* Spin (pause instruction) until ready() or spin_ns or the deadline pass.
+ * 1 when ready; *now is the time it gave up. */
+static int spin(shmring_t *r, int (*ready)(shmring_t *), int64_t start, int64_t deadline,
+		int64_t *now)
+{
+	do {
+		for (unsigned i = 0; i < 64; i++) {
+			if (ready(r))
+				return 1;
+			cpu_relax();
+		}
+		*now = now_ns();
+	} while (*now - start < r->spin_ns && *now < deadline);
+	return 0;
+}
+
 static int wait_until(shmring_t *r, int (*ready)(shmring_t *), struct shmring_waitq *q,
 		      int reader, int64_t timeout_ns)
 {
@@ -73,18 +89,12 @@ static int wait_until(shmring_t *r, int (*ready)(shmring_t *), struct shmring_wa
 		return -EBADF;
 	if (timeout_ns < 0)
 		timeout_ns = DEFAULT_SLICE_NS;
-	if (r->ops->wait)
-		return r->ops->wait(r, reader, timeout_ns);
 	start = now_ns();
 	deadline = start + timeout_ns;
-	do {                                  /* spin: cheap if the peer is quick */
-		for (unsigned i = 0; i < 64; i++) {
-			if (ready(r))
-				return 0;
-			cpu_relax();
-		}
-		now = now_ns();
-	} while (now - start < r->spin_ns && now < deadline);
+	if (spin(r, ready, start, deadline, &now))   /* cheap if the peer is quick */
+		return 0;
+	if (r->ops->wait)
+		return now < deadline ? r->ops->wait(r, reader, deadline - now) : -ETIMEDOUT;
 
 	/* Sleep.  See the top of this file for why no wake-up is lost. */
 	rmw_add_seq_cst(&q->sleepers, 1);   /* pairs with notify()'s RMW */
@@ -121,6 +131,28 @@ int shmring_wait_writable(shmring_t *r, int64_t timeout_ns)
 int shmring_wait_readable(shmring_t *r, int64_t timeout_ns)
 {
 	return wait_until(r, r->ops->readable, &r->hdr->data_waitq, 1, timeout_ns);
+}
+
+/* The blocking calls' first step, for Python: one C call that tries, spins
+ * for spin_ns if it must, and tries again.  Only after that does Python take
+ * its slower wait loop (futex, timeouts, signals). */
+int64_t shmring_get_staged(shmring_t *r)
+{
+	int64_t n = shmring_try_get_staged(r), now;
+
+	if (n == -EAGAIN && spin(r, r->ops->readable, now_ns(), INT64_MAX, &now))
+		n = shmring_try_get_staged(r);
+	return n;
+}
+
+int shmring_put(shmring_t *r, const char *src, uint64_t len)
+{
+	int64_t now;
+	int rc = shmring_try_put(r, src, len);
+
+	if (rc == -EAGAIN && spin(r, r->ops->writable, now_ns(), INT64_MAX, &now))
+		rc = shmring_try_put(r, src, len);
+	return rc;
 }
 
 void shmring_set_spin(shmring_t *r, int64_t spin_ns)

@@ -50,6 +50,8 @@ _try_reserve = lib.shmring_try_reserve
 _commit = lib.shmring_commit
 _abandon = lib.shmring_abandon
 _try_get_staged = lib.shmring_try_get_staged
+_get_staged = lib.shmring_get_staged  # tries, spins spin_ns, tries again
+_put_spin = lib.shmring_put
 _try_get_many = lib.shmring_try_get_many
 _try_front = lib.shmring_try_front
 _release = lib.shmring_release
@@ -606,7 +608,7 @@ class ByteRing(Ring):
 
     def put(self, item: Any, timeout: Timeout = None) -> None:
         if type(item) is bytes:
-            rc = _try_put(self._h, item, len(item))
+            rc = _put_spin(self._h, item, len(item))
         else:
             rc = self._put_any(item)
         if rc != 1:
@@ -654,7 +656,7 @@ class ByteRing(Ring):
         return self._slots_ro[i, :n]
 
     def get(self, timeout: Timeout = None) -> bytes:
-        n = _try_get_staged(self._h)
+        n = _get_staged(self._h)
         if n >= 0:
             return self._stage[0:n]  # type: ignore[no-any-return]
         return self._get_slow(n, timeout)
