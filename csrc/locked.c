@@ -18,7 +18,9 @@
  * holder's semaphore token must be given back or its post made, then calls
  * pthread_mutex_consistent.  A process killed between its sem_wait and its
  * lock takes one token with it (the ring then holds one message less); a
- * token posted twice is harmless (a get that finds the ring empty drops it).
+ * spare token (posted twice by a repair, or by shutdown to wake waiters) is
+ * recognised under the lock: a put that finds the ring full, or a get that
+ * finds it empty, drops it (or passes it on, once shut down).
  * The mutex and semaphores themselves are trusted: a peer that scribbles over
  * them can hang this kind.  It is for cooperating peers only.
  */
@@ -113,6 +115,11 @@ static int take(sem_t *s)
 	return 0;
 }
 
+static int ring_full(shmring_t *r)   /* the lock is held */
+{
+	return load_relaxed(&r->hdr->tail) - load_relaxed(&r->hdr->head) >= r->capacity;
+}
+
 static int put_begin(shmring_t *r)
 {
 	int rc;
@@ -126,6 +133,15 @@ static int put_begin(shmring_t *r)
 	if ((rc = lock(r)) < 0) {
 		sem_post(&area(r)->empty);
 		return rc;
+	}
+	if (ring_full(r)) {
+		/* A spare token (shutdown wake-up or repair), not a free slot. */
+		int done = load_acquire(&r->hdr->shutdown);
+
+		unlock(r);
+		if (done)
+			sem_post(&area(r)->empty);
+		return done ? -EPIPE : -EAGAIN;
 	}
 	area(r)->step = PUT_CLAIMED;
 	return 0;
@@ -174,6 +190,12 @@ static int64_t locked_try_put_many(shmring_t *r, const void *src, const uint64_t
 		p += len;
 		if (++i == n || (lens && lens[i] > r->slot_size) || take(&area(r)->empty) < 0)
 			break;
+		if (ring_full(r)) {
+			/* A spare token, as in put_begin: pass it on, if shut down. */
+			if (load_acquire(&r->hdr->shutdown))
+				sem_post(&area(r)->empty);
+			break;
+		}
 		area(r)->step = PUT_CLAIMED;
 	}
 	unlock(r);
@@ -303,6 +325,12 @@ static int64_t locked_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint
 		get_end(r);
 		if (++i == max || take(&area(r)->full) < 0)
 			break;
+		if (load_relaxed(&r->hdr->tail) == load_relaxed(&r->hdr->head)) {
+			/* A spare token, as in get_begin: pass it on, if shut down. */
+			if (load_acquire(&r->hdr->shutdown))
+				sem_post(&area(r)->full);
+			break;
+		}
 		area(r)->step = GET_CLAIMED;
 	}
 	unlock(r);

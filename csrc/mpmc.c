@@ -209,6 +209,8 @@ static int64_t mpmc_try_front(shmring_t *r, uint64_t *len)
 		n = read_once(meta_at(r, pos)->len);
 		if (n == SKIP) {                /* abandoned by its producer */
 			hand_back(r, pos);
+			/* the slot is free: a producer may sleep on it */
+			notify(&r->hdr->space_waitq);
 			continue;
 		}
 		if (n > r->slot_size) {         /* scribbled: give the slot back, say so */
