@@ -31,6 +31,9 @@
 #define cas_relaxed(p, expp, v) \
 	atomic_compare_exchange_weak_explicit((p), (expp), (v), \
 		memory_order_relaxed, memory_order_relaxed)
+#define cas_seq_cst(p, expp, v) \
+	atomic_compare_exchange_weak_explicit((p), (expp), (v), \
+		memory_order_seq_cst, memory_order_relaxed)
 #define cas_acq_rel(p, expp, v) \
 	atomic_compare_exchange_strong_explicit((p), (expp), (v), \
 		memory_order_acq_rel, memory_order_acquire)

@@ -117,7 +117,7 @@ int role_claim(struct shmring_role *role, uint64_t *epoch)
 			break;
 	}
 	*epoch = load_relaxed(&peer_fork_epoch) + 1;
-	return 0;
+	return cur != 0;    /* 1: taken over from a dead holder */
 }
 
 void role_release(struct shmring_role *role, uint64_t *epoch)

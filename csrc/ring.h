@@ -91,6 +91,7 @@ extern _Atomic uint64_t peer_fork_epoch;
 uint64_t peer_self_token(void);
 int peer_alive(uint64_t token);
 static inline int32_t peer_pid(uint64_t token) { return (int32_t)(token >> 32); }
+/* 0: claimed a free role; 1: took it over from a dead holder; -EBUSY */
 int role_claim(struct shmring_role *role, uint64_t *epoch);
 void role_release(struct shmring_role *role, uint64_t *epoch);
 static inline int role_held(uint64_t epoch)

@@ -42,8 +42,12 @@ static int claim_producer(shmring_t *r)
 	r->tail_idx = t % r->capacity;
 	r->head_cache = h;
 	r->reserved = 0;
-	/* Only the producer waits for space; a holder that died asleep left its count. */
-	store_relaxed(&r->hdr->space_waitq.sleepers, 0);
+	/* Only the producer waits for space; a holder that died asleep left its
+	 * count.  One that released the role may still be asleep in another
+	 * thread (Python's close() with an asyncio waiter): its own exit counts
+	 * it out, and a reset now would make the count wrap. */
+	if (rc == 1)
+		store_relaxed(&r->hdr->space_waitq.sleepers, 0);
 	return 0;
 }
 
@@ -64,7 +68,8 @@ static int claim_consumer(shmring_t *r)
 	r->head_idx = h % r->capacity;
 	r->tail_cache = t;
 	r->held = 0;
-	store_relaxed(&r->hdr->data_waitq.sleepers, 0);   /* as in claim_producer */
+	if (rc == 1)   /* as in claim_producer */
+		store_relaxed(&r->hdr->data_waitq.sleepers, 0);
 	return 0;
 }
 

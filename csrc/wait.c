@@ -119,7 +119,10 @@ static int wait_until(shmring_t *r, int (*ready)(shmring_t *), struct shmring_wa
 		}
 		futex_wait(&q->seq, seq, deadline - now < PEER_CHECK_NS ? deadline - now : PEER_CHECK_NS);
 	}
-	rmw_add_seq_cst(&q->sleepers, (uint32_t)-1);
+	/* Never below 0: a claim after a dead holder may have reset the count
+	 * under us, and a wrapped count would hide every later sleeper. */
+	for (uint32_t n = load_relaxed(&q->sleepers); n && !cas_seq_cst(&q->sleepers, &n, n - 1);)
+		;
 	return rc;
 }
 

@@ -2,6 +2,10 @@
 # Build the C tests against csrc/*.c and run them under the sanitizers:
 #   test_ring            ASan+UBSan, then the plain -O2 build
 #   stress_spsc          TSan, ASan+UBSan, then the plain -O2 build
+#   stress_wait          TSan (two threads, one mapping), then the plain -O2 build
+#                        (two processes, shutdown and dead-peer wake-ups)
+#   stress_mpmc          TSan, ASan+UBSan, then the plain -O2 build (MPMC and locked
+#                        kinds, P producer x C consumer threads over one mapping)
 # Every build is -Wall -Wextra -Werror.  Exits non-zero on any failure, any
 # sanitizer report, or any segment a test left in /dev/shm.
 #
@@ -9,6 +13,15 @@
 #   TSAN_MESSAGES=150000 TSAN_STREAMS=1000   20-30 s on 2 cores (cap=1 hand-offs dominate)
 #   STRESS_MESSAGES=2000000                  the default profile, under ASan: 25-50 s
 #   PLAIN_MESSAGES=500000                    the -O2 build: real code generation
+# Hand-offs per capacity (1 and 2) for stress_wait -n, nearly all through a
+# futex sleep (a cross-CPU wake-up costs ~30 us here, two per hand-off at cap 1):
+#   WAIT_TSAN_HANDOFFS=100000                TSan, threads: 10-20 s
+#   WAIT_HANDOFFS=600000                     -O2, processes: 40-60 s on 2 cores (10^6: 80-95 s)
+# Messages per stress_mpmc configuration (-n; 80 configurations, wait mode n/4
+# under TSan, n/16 otherwise, plus 300 / 2000 short streams):
+#   MPMC_TSAN_MESSAGES=15000                 TSan: 20-30 s on 2 cores
+#   MPMC_MESSAGES=100000                     ASan: 20-42 s
+#   MPMC_PLAIN_MESSAGES=100000               -O2: 18-30 s
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +36,11 @@ TSAN_MESSAGES=${TSAN_MESSAGES:-150000}
 TSAN_STREAMS=${TSAN_STREAMS:-1000}
 STRESS_MESSAGES=${STRESS_MESSAGES:-2000000}
 PLAIN_MESSAGES=${PLAIN_MESSAGES:-500000}
+WAIT_TSAN_HANDOFFS=${WAIT_TSAN_HANDOFFS:-100000}
+WAIT_HANDOFFS=${WAIT_HANDOFFS:-600000}
+MPMC_TSAN_MESSAGES=${MPMC_TSAN_MESSAGES:-15000}
+MPMC_MESSAGES=${MPMC_MESSAGES:-100000}
+MPMC_PLAIN_MESSAGES=${MPMC_PLAIN_MESSAGES:-100000}
 
 # Ours first, so that options already in the environment override them.
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
@@ -92,12 +110,22 @@ build test_ring "$ASAN" test_ring.c &&
 	run_one test_ring.asan "$bin/test_ring"
 build stress_spsc.tsan "$TSAN" stress_spsc.c &&
 	run_one stress_spsc.tsan "$bin/stress_spsc.tsan" -n "$TSAN_MESSAGES" -r "$TSAN_STREAMS"
+build stress_wait.tsan "$TSAN" stress_wait.c &&
+	run_one stress_wait.tsan "$bin/stress_wait.tsan" -m threads -n "$WAIT_TSAN_HANDOFFS"
+build stress_mpmc.tsan "$TSAN" stress_mpmc.c &&
+	run_one stress_mpmc.tsan "$bin/stress_mpmc.tsan" -n "$MPMC_TSAN_MESSAGES"
 build stress_spsc.asan "$ASAN" stress_spsc.c &&
 	run_one stress_spsc.asan "$bin/stress_spsc.asan" -n "$STRESS_MESSAGES"
+build stress_mpmc.asan "$ASAN" stress_mpmc.c &&
+	run_one stress_mpmc.asan "$bin/stress_mpmc.asan" -n "$MPMC_MESSAGES"
 build test_ring.plain "$PLAIN" test_ring.c &&
 	run_one test_ring.plain "$bin/test_ring.plain"
 build stress_spsc.plain "$PLAIN" stress_spsc.c &&
 	run_one stress_spsc.plain "$bin/stress_spsc.plain" -n "$PLAIN_MESSAGES"
+build stress_wait.plain "$PLAIN" stress_wait.c &&
+	run_one stress_wait.plain "$bin/stress_wait.plain" -m procs,shutdown,dead -n "$WAIT_HANDOFFS"
+build stress_mpmc.plain "$PLAIN" stress_mpmc.c &&
+	run_one stress_mpmc.plain "$bin/stress_mpmc.plain" -n "$MPMC_PLAIN_MESSAGES"
 
 echo
 printf '%s' "$summary"
