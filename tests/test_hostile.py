@@ -1,6 +1,7 @@
 """A hostile or buggy peer scribbles over the shared header: never a crash, never a hang.
 
-Trials run in a *child process*: it creates a ring with messages in it,
+Trials run in a *child process*: it creates a ring (spsc or mpmc; the locked
+kind trusts its mutex and is for cooperating peers only) with messages in it,
 corrupts its segment as a peer with write access could, attaches a second
 handle and drives every call.  The child must finish with exit code 0 (every
 failure a ShmringError), never die by a signal (SIGSEGV, SIGBUS) or hang.
@@ -50,7 +51,8 @@ for t in range(trials if mode == "random" else len(cases)):
     print(t, flush=True)
     name = unique_name("hostile")
     form = dict(slot_size=24) if t % 2 else dict(shape=(3,), dtype=np.float64)
-    with shmring.create(name, 4, **form) as r:
+    # spsc and mpmc: the lock-free kinds promise this; locked trusts its mutex
+    with shmring.create(name, 4, kind="mpmc" if t % 3 == 0 else "spsc", **form) as r:
         try:
             for _ in range(3):
                 r.try_put(np.ones(3) if r.shape else b"abc")
