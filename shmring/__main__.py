@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="3 short trials per case, default capacities only")
     bench.add_argument("--trials", type=int, metavar="N", help="trials per case (default: 3 quick, 11 full)")
     bench.add_argument("--json", metavar="PATH", help="write every trial's numbers to PATH")
-    bench.add_argument("--only", action="append", choices=["msg64", "batch64", "frame1m", "pingpong64"],
+    bench.add_argument("--only", action="append", choices=["msg64", "many64", "batch64", "frame1m", "pingpong64"],
                        help="run only this workload (repeatable)")
     sub.add_parser("ls", help="list the rings in /dev/shm (a ring nobody alive is attached to says 'stale')")
     info = sub.add_parser("info", help="print a ring's info()")

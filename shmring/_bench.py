@@ -32,11 +32,27 @@ How it measures, and why:
   paced alike.
   Beside them, once per round, an idle waiter: a process blocked in ring.get(timeout=2.0)
   on an empty ring, whose user+sys CPU time (getrusage) is reported as a share of its wait.
+- Many to many (many64): 2 producer processes share the producer's core, 2 consumer
+  processes the consumer's core, on one mpmc or locked ring (spsc has one of each by
+  contract), and multiprocessing.Queue as the reference.  Message (p, s) is producer p's
+  s-th: p, s and 48 bytes of the pool chosen by (p, s), built before the clock starts.
+  A consumer keeps what it gets and, once the clock has stopped, checks every message whole
+  and that each producer's sequence numbers reached it in increasing order; it sends the
+  parent a bitmap, a count and a sum of sequences per producer, and the parent checks that
+  every message of every producer arrived exactly once over the consumers.  End of stream:
+  the last producer to finish shuts the ring down and the consumers drain to EOFError (the
+  Queue: each producer puts a None after its messages, each consumer stops at its first).
+  The clock runs from the barrier of all four processes to the later consumer's end of
+  stream.  Keeping the messages and checking them after the clock keeps the consumers'
+  hot loop to get + list.append for every transport alike.
 
 A transport is one class with a method per (role, workload) it supports, e.g.
 `producer_msg64` / `consumer_msg64`; each prepares in the child process and returns a
 Side whose run(lo, hi) moves messages lo..hi-1 (a round-trip initiator's Side also has
-stats(), the percentiles of its last run: the timed one).  More transports (mpmc and locked rings,
+stats(), the percentiles of its last run: the timed one).  Many-to-many workloads call
+`producer_many64(channel, stack, index=i, total=t)`: producer i sends its sequences lo..hi-1,
+and a consumer's run(0, k) takes k messages (its share of the warm-up), run(k, None) takes
+messages until the end of the stream, and stats() is its verified account.  More transports (mpmc and locked rings,
 multiprocessing.Queue, sockets) slot in as more classes or more RING_KINDS.
 """
 from __future__ import annotations
@@ -69,8 +85,9 @@ from shmring._ring import DEFAULT_SPIN_NS
 
 RING_KINDS = ["spsc", "mpmc", "locked"]  # each kind gets its own rows
 # Round trips measure the wake-up path, which the kinds share but for locked's
-# semaphores: spsc stands for the lock-free ones.
-KIND_WORKLOADS = {"pingpong64": ["spsc", "locked"]}
+# semaphores: spsc stands for the lock-free ones.  Many producers and consumers: spsc
+# allows one of each by contract.
+KIND_WORKLOADS = {"pingpong64": ["spsc", "locked"], "many64": ["mpmc", "locked"]}
 
 # The first capacity of each workload is the default; the rest run only in full mode.
 # From this machine's sweeps (benchmarks/README.md): one 64 B message at a time is flat
@@ -79,8 +96,9 @@ KIND_WORKLOADS = {"pingpong64": ["spsc", "locked"]}
 # so 65536 slots (8 MiB at a 128 B stride); 1 MiB frames: 16 slots (16 MiB) fall out of
 # cache and run slower, 2-8 do not differ, so 4.
 # Round trips keep one message in flight per ring: capacity cannot matter, so one size.
+# many64: msg64's small ring; full mode adds 65536 slots (the warm-up then wraps it once).
 RING_CAPACITIES = {"msg64": (1024, 4096, 65536), "batch64": (65536, 4096), "frame1m": (4, 2, 8, 16),
-                   "pingpong64": (64,)}
+                   "pingpong64": (64,), "many64": (1024, 65536)}
 
 
 class Regime(NamedTuple):
@@ -103,6 +121,7 @@ RING_REGIMES = {"pingpong64": ("spinning", "sleeping")}  # each regime gets its 
 CALL_TIMEOUT = 10.0  # seconds for any one blocking call (put, get, barrier)
 TRIAL_TIMEOUT = 180.0  # the parent kills a trial that takes longer
 POOL = 1 << 16  # distinct 64 B messages; message i is pool[i % POOL]
+QUICK_MANY, FULL_MANY = 60_000, 200_000  # many64: messages per trial over both producers
 MASK = POOL - 1
 BATCH = 256
 FRAME = 1 << 20
@@ -113,6 +132,7 @@ IDLE_TARGET = 0.01  # its CPU time as a share of the wait: target below 1 %
 NAME_TAG = "bench"
 
 _U32 = struct.Struct("<I")
+MANY = struct.Struct("<QQ48s")  # many64: producer id, sequence, 48 bytes of the pool
 _CTX = mp.get_context("fork")  # children inherit the pools, the pipes, the transports
 
 
@@ -164,6 +184,13 @@ class Workload:
     reference: tuple[str, str] | None  # (workload key, transport name) of the ratio's denominator
     target: Target | None
     latency: bool = False  # round trips: the outcome of a trial is its Latency, not a rate
+    producers: int = 1  # processes on each side (count: over all producers; warm: per producer)
+    consumers: int = 1
+
+    @property
+    def party(self) -> bool:
+        """Many to many: producers and consumers tell their messages apart by producer id."""
+        return self.producers > 1 or self.consumers > 1
 
 
 WORKLOADS = [
@@ -171,6 +198,14 @@ WORKLOADS = [
         "msg64", "64 B messages, one put()/get() each", 64, "msgs/s",
         (300_000, 1_000_000), POOL, ("msg64", "os.pipe"),
         Target("≥ 4 M msgs/s and ≥ 5× os.pipe", min_rate=4e6, min_ratio=5.0),
+    ),
+    Workload(
+        # count: over both producers (each sends half); warm: per producer (rings: at least
+        # one lap of the ring).  The Queue sets the pace (~50 k msgs/s here, 2 → 2): quick's
+        # 60 k keep its trial near 1 s and the rings' near 0.25 s, so --quick stays < 90 s
+        "many64", "64 B messages, 2 producers → 2 consumers, one put()/get() each", 64, "msgs/s",
+        (QUICK_MANY, FULL_MANY), 4096, ("many64", "multiprocessing.Queue"), None,
+        producers=2, consumers=2,
     ),
     Workload(
         "batch64", "64 B messages, put_many()/get_many() of 256", 64, "msgs/s",
@@ -228,10 +263,81 @@ def _framed64() -> list[bytes]:
     return [_U32.pack(64) + m for m in _msgs64()]
 
 
+@functools.cache
+def _bodies48() -> list[bytes]:
+    """Bytes 16..63 (random) of each pool row: many64's message (p, s) carries row (2s + p) % POOL."""
+    return [row[16:].tobytes() for row in _pool64()[:POOL]]
+
+
+def _many_msgs(p: int, total: int) -> list[bytes]:
+    """Producer p's messages, sequences 0..total-1 (built in the child, before the clock)."""
+    pack, bodies = MANY.pack, _bodies48()
+    return [pack(p, s, bodies[(2 * s + p) & MASK]) for s in range(total)]
+
+
+Account = list[tuple[int, int, bytes]]  # per producer: (count, sum of sequences, np.packbits bitmap)
+
+
+def _many_verify(got: list[bytes], producers: int, total: int) -> Account:
+    """A many64 consumer's check of every message it got, in the order it got them: each is
+    64 bytes, from a known producer, with a sequence in range and the content of (p, s), and
+    each producer's sequences increase.  Returns its account, per producer."""
+    for k, m in enumerate(got):
+        if len(m) != 64:
+            raise DataError(f"message {k} received is {len(m)} bytes, not 64: corrupted")
+    a = np.frombuffer(b"".join(got), np.uint8).reshape(len(got), 64)
+    words = a.view("<u8")
+    pid, seq = words[:, 0], words[:, 1]
+    bad = np.flatnonzero((pid >= producers) | (seq >= total))
+    if bad.size:
+        k = int(bad[0])
+        raise DataError(f"message {k} received: producer {int(pid[k])}, sequence {int(seq[k])}: corrupted")
+    rows = ((2 * seq + pid) & MASK).astype(np.intp)
+    bad = np.flatnonzero((a[:, 16:] != _pool64()[rows, 16:]).any(axis=1))
+    if bad.size:
+        k = int(bad[0])
+        raise DataError(f"producer {int(pid[k])}, sequence {int(seq[k])}: content corrupted (torn or mixed up)")
+    out = []
+    for p in range(producers):
+        s = seq[pid == p].astype(np.int64)
+        back = np.flatnonzero(np.diff(s) <= 0)
+        if back.size:
+            j = int(back[0])
+            raise DataError(f"producer {p}: sequence {int(s[j + 1])} received after {int(s[j])} "
+                            "by the same consumer: reordered or duplicated")
+        bits = np.zeros(total, bool)
+        bits[s] = True
+        out.append((len(s), int(s.sum()), np.packbits(bits).tobytes()))
+    return out
+
+
+def _many_check(accounts: list[Account], producers: int, total: int) -> None:
+    """The parent's check, from the consumers' accounts: every sequence 0..total-1 of every
+    producer reached exactly one consumer (bitmaps), and the counts and sums agree."""
+    for p in range(producers):
+        seen = np.zeros(total, np.int64)
+        for acc in accounts:
+            seen += np.unpackbits(np.frombuffer(acc[p][2], np.uint8), count=total)
+        lost, dup = np.flatnonzero(seen == 0), np.flatnonzero(seen > 1)
+        if lost.size or dup.size:
+            what = []
+            if lost.size:
+                what.append(f"{lost.size} lost (first: sequence {int(lost[0])})")
+            if dup.size:
+                what.append(f"{dup.size} received by both consumers (first: sequence {int(dup[0])})")
+            raise DataError(f"producer {p}: " + ", ".join(what))
+        count, total_sum = sum(acc[p][0] for acc in accounts), sum(acc[p][1] for acc in accounts)
+        if count != total or total_sum != total * (total - 1) // 2:
+            raise DataError(f"producer {p}: consumers counted {count} messages (sum of sequences {total_sum}), "
+                            f"expected {total} ({total * (total - 1) // 2})")
+
+
 def _prepare(keys: set[str]) -> None:
     """Build the payloads before forking, so no child pays for them inside a trial."""
     if keys & {"msg64", "batch64"}:
         _msgs64(), _pool64_flat()
+    if "many64" in keys:
+        _bodies48()
     if "pingpong64" in keys:
         _msgs64(), _framed64()
     if "frame1m" in keys:
@@ -271,9 +377,12 @@ class _RoundTrips:
 
 
 class Side(NamedTuple):
-    run: Callable[[int, int], None]  # move messages lo..hi-1 (producer: send; consumer: verify)
+    # move messages lo..hi-1 (producer: send; consumer: verify); a many-to-many consumer
+    # takes hi - lo messages, or with hi None every message until the end of the stream
+    run: Callable[[int, Any], None]
     finish: Callable[[], None]  # producer: end the stream; consumer: check it ended
-    stats: Callable[[], Any] | None = None  # round trips: the initiator's Latency of its last run
+    # round trips: the initiator's Latency of its last run; many to many: a consumer's Account
+    stats: Callable[[], Any] | None = None
 
 
 class Transport:
@@ -305,8 +414,10 @@ class Transport:
     def close(self, ch: Any) -> None:
         pass
 
-    def side(self, role: str, ch: Any, wl: Workload, stack: contextlib.ExitStack) -> Side:
-        return getattr(self, f"{role}_{wl.key}")(ch, stack)  # type: ignore[no-any-return]
+    def side(self, role: str, ch: Any, wl: Workload, stack: contextlib.ExitStack, **kw: Any) -> Side:
+        """kw, many to many only: index (which producer or consumer), total (sequences per
+        producer), producers (how many)."""
+        return getattr(self, f"{role}_{wl.key}")(ch, stack, **kw)  # type: ignore[no-any-return]
 
 
 def _pause(clock: Callable[[], int], ns: int) -> None:
@@ -321,9 +432,35 @@ def _check_frame(d64: np.ndarray, i: int) -> None:
         raise DataError(f"frame {i}: stamps {int(d64[0])}/{int(d64[-1])}: lost, reordered or torn")
 
 
+class ManyChannel(NamedTuple):
+    """A ring shared by many producers: the last one to finish shuts it down."""
+
+    name: str
+    done: Any  # multiprocessing Value('i'): producers finished so far (with its lock)
+
+
+def _drain(get: Callable[[], Any], keep: Callable[[Any], None], n: int | None, sentinel: bool = False) -> None:
+    """A many-to-many consumer: keep n messages, or with n None every one until the end of the
+    stream: EOFError, or with sentinel=True a None message."""
+    if n is not None:
+        for _ in range(n):
+            m = get()
+            if sentinel and m is None:
+                raise DataError("end of stream during the warm-up: data lost")
+            keep(m)
+    elif not sentinel:
+        with contextlib.suppress(EOFError):
+            while True:
+                keep(get())
+    else:
+        while (m := get()) is not None:
+            keep(m)
+
+
 class RingTransport(Transport):
     """shmring: a byte ring for single 64 B messages, array rings for batches and frames;
-    two byte rings (ping, pong) for round trips, in a wait regime (WAIT_REGIMES)."""
+    two byte rings (ping, pong) for round trips, in a wait regime (WAIT_REGIMES); one byte
+    ring shared by every producer and consumer for many to many."""
 
     def __init__(self, kind: str, capacity: int, regime: str | None = None) -> None:
         self.kind, self.capacity, self.regime = kind, capacity, regime
@@ -351,6 +488,9 @@ class RingTransport(Transport):
                 raise
             return names  # (ping, pong)
         name = testing.unique_name(NAME_TAG)
+        if wl.key == "many64":
+            self._create(name, slot_size=64)
+            return ManyChannel(name, _CTX.Value("i", 0))  # type: ignore[return-value]
         if wl.key == "msg64":
             self._create(name, slot_size=64)
         else:
@@ -363,7 +503,9 @@ class RingTransport(Transport):
             info = ring.info()  # the children attach by name; the parent holds no handle
         self.backing.add(f"{info['backing']} ({info['page_size'] // 1024} KiB pages)")
 
-    def close(self, names: str | tuple[str, ...]) -> None:
+    def close(self, names: str | tuple[str, ...] | ManyChannel) -> None:
+        if isinstance(names, ManyChannel):
+            names = names.name
         for name in (names,) if isinstance(names, str) else names:
             with contextlib.suppress(FileNotFoundError):
                 shmring.unlink(name)
@@ -453,6 +595,40 @@ class RingTransport(Transport):
                 _check_frame(d64, i)
 
         return Side(run, lambda: self._expect_eof(ring))
+
+    def producer_many64(self, ch: ManyChannel, stack: contextlib.ExitStack, index: int, total: int,
+                        producers: int) -> Side:
+        ring = self._attach(ch.name, stack)
+        put, msgs, done = ring.put, _many_msgs(index, total), ch.done
+
+        def run(lo: int, hi: int) -> None:
+            for m in msgs[lo:hi]:
+                put(m, CALL_TIMEOUT)
+
+        def finish() -> None:  # put() has published every message: the last one out ends the stream
+            lock = done.get_lock()
+            if not lock.acquire(True, CALL_TIMEOUT):
+                raise TimeoutError("the producers' counter stayed locked")
+            try:
+                done.value += 1
+                last = done.value == producers
+            finally:
+                lock.release()
+            if last:
+                ring.shutdown()
+
+        return Side(run, finish)
+
+    def consumer_many64(self, ch: ManyChannel, stack: contextlib.ExitStack, index: int, total: int,
+                        producers: int) -> Side:
+        ring = self._attach(ch.name, stack)
+        got: list[bytes] = []
+        get, keep = functools.partial(ring.get, CALL_TIMEOUT), got.append
+
+        def run(lo: int, hi: int | None) -> None:
+            _drain(get, keep, None if hi is None else hi - lo)
+
+        return Side(run, lambda: None, lambda: _many_verify(got, producers, total))
 
     def _ping_pong(self, names: tuple[str, str], stack: contextlib.ExitStack) -> tuple[shmring.Ring, shmring.Ring]:
         ping, pong = (self._attach(n, stack) for n in names)
@@ -758,6 +934,69 @@ def _read_exact(fd: int, mv: memoryview) -> None:
         got += k
 
 
+class QueueTransport(Transport):
+    """multiprocessing.Queue (default: unbounded, a feeder thread per producer pickling into
+    one pipe, a lock among the consumers), many to many only.  End of stream: each producer
+    puts one sentinel (None) after its messages and each consumer stops at the first it
+    gets; with as many producers as consumers, every message precedes the last sentinel.
+
+    The reference's consumers call get() with no timeout, as a Queue consumer is written:
+    get(timeout=...) takes another path (a poll() system call and deadline arithmetic per
+    message) that ran about 30 % slower here, which would flatter the rings (their timeout
+    costs nothing until they wait).  A consumer left waiting is the parent watchdog's, as a
+    blocking pipe read is; get_timeout (seconds) gives the variant with a timeout."""
+
+    name = "multiprocessing.Queue"
+
+    def __init__(self, get_timeout: float | None = None) -> None:
+        self.get_timeout = get_timeout
+
+    @property
+    def label(self) -> str:
+        return "multiprocessing.Queue, get()" + ("" if self.get_timeout is None else
+                                                   f" with timeout={self.get_timeout:g}")
+
+    def supports(self, wl: Workload) -> bool:
+        return wl.key == "many64"
+
+    def open(self, wl: Workload) -> Any:
+        if wl.producers != wl.consumers:
+            raise ValueError("multiprocessing.Queue's end of stream needs as many producers as consumers")
+        return _CTX.Queue()
+
+    def close(self, q: Any) -> None:
+        # The parent never put: no feeder thread here, only its ends of the pipe to close.
+        q.close()
+        q._reader.close()
+        q._writer.close()
+
+    def producer_many64(self, q: Any, stack: contextlib.ExitStack, index: int, total: int,
+                        producers: int) -> Side:
+        put, msgs = q.put, _many_msgs(index, total)
+
+        def run(lo: int, hi: int) -> None:
+            for m in msgs[lo:hi]:
+                put(m, True, CALL_TIMEOUT)  # never waits (unbounded); costs nothing measurable
+
+        def finish() -> None:
+            put(None, True, CALL_TIMEOUT)
+            q.close()
+            q.join_thread()  # every message of ours is in the pipe (no timeout: the parent's watchdog)
+
+        return Side(run, finish)
+
+    def consumer_many64(self, q: Any, stack: contextlib.ExitStack, index: int, total: int,
+                        producers: int) -> Side:
+        got: list[bytes] = []
+        get = q.get if self.get_timeout is None else functools.partial(q.get, True, self.get_timeout)
+        keep = got.append
+
+        def run(lo: int, hi: int | None) -> None:
+            _drain(get, keep, None if hi is None else hi - lo, sentinel=True)
+
+        return Side(run, lambda: None, lambda: _many_verify(got, producers, total))
+
+
 class CopyTransport(Transport):
     """The memory-bandwidth reference: one process copying each 1 MiB frame once, with
     the same stamping and checking the ring's producer and consumer do."""
@@ -782,6 +1021,7 @@ class CopyTransport(Transport):
 # (transport, also in quick mode) for each workload, besides the rings
 OTHER_TRANSPORTS: dict[str, list[tuple[Transport, bool]]] = {
     "msg64": [(PipeTransport(), True)],
+    "many64": [(QueueTransport(), True), (QueueTransport(CALL_TIMEOUT), False)],
     "batch64": [],
     "frame1m": [(CopyTransport(), True), (PipeTransport(), True), (PipeTransport(1 << 20), False)],
     "pingpong64": [(PipeTransport(), True), (PipeTransport(gap_us=WAIT_REGIMES["sleeping"].gap_us), True),
@@ -798,6 +1038,7 @@ class Case:
     # per round: msgs/s (round trips: the trial's Latency), or why it failed
     outcomes: list[float | Latency | str] = field(default_factory=list)
     seconds: list[float | None] = field(default_factory=list)
+    details: list[dict[str, Any] | None] = field(default_factory=list)  # many to many: consumers' shares
 
     @property
     def rates(self) -> list[float]:
@@ -865,29 +1106,89 @@ def _child(role: str, case: Case, ch: Any, n: int, core: int | None, barrier: An
         conn.close()
 
 
-def _run_trial(case: Case, n: int, cores: list[int | None]) -> tuple[float, Latency | None]:
-    """Seconds from the producer's first timed message to the consumer's last, and for
-    round trips the initiator's Latency."""
-    tr = case.transport
-    roles = ["producer"] if tr.solo else ["producer", "consumer"]
-    procs: list[tuple[str, Any, Any]] = []
-    ch = tr.open(case.workload)
+def _party_child(role: str, index: int, case: Case, ch: Any, total: int, warm: int, core: int | None,
+                 barrier: Any, conn: Any) -> None:
+    """One producer or consumer of a many-to-many trial.  A producer sends its sequences
+    0..warm-1, meets the others at the barrier, sends warm..total-1 and ends its stream; a
+    consumer takes its share of the warm-up (warm x producers / consumers messages: the
+    warm-up is then wholly drained before the barrier), then every message until the end
+    of the stream, and after the clock checks what it got (its account goes to the parent)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        barrier = _CTX.Barrier(len(roles))
-        for role, core in zip(roles, cores):
+        if core is not None:
+            os.sched_setaffinity(0, {core})
+        wl = case.workload
+        share = warm if role == "producer" else warm * wl.producers // wl.consumers
+        with contextlib.ExitStack() as stack:
+            side = case.transport.side(role, ch, wl, stack, index=index, total=total, producers=wl.producers)
+            side.run(0, share)
+            barrier.wait(CALL_TIMEOUT)
+            t0 = time.perf_counter()
+            if role == "producer":
+                side.run(warm, total)
+                side.finish()
+            else:
+                side.run(share, None)  # until the end of the stream
+            t1 = time.perf_counter()
+        conn.send(("ok", t0, t1, None if side.stats is None else side.stats()))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        conn.send(("error", f"{role} {index}: {type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def _party_warm(case: Case) -> int:
+    """Warm-up messages per producer: the workload's, and for a ring at least one lap of it;
+    a multiple of the consumers, so that each takes the same share."""
+    wl, cap = case.workload, getattr(case.transport, "capacity", 0)
+    warm = max(wl.warm, -(-cap // wl.producers))
+    return -(-warm // wl.consumers) * wl.consumers
+
+
+def _run_trial(case: Case, n: int, cores: list[int | None]) -> tuple[float, Latency | None, dict[str, Any] | None]:
+    """Seconds from the producer's first timed message to the consumer's last (many to many:
+    from the barrier to the later consumer's end of stream); for round trips the initiator's
+    Latency; for many to many the consumers' shares of the messages."""
+    tr, wl = case.transport, case.workload
+    if tr.solo:
+        parties = [("producer", 0, cores[0])]
+    elif not wl.party:
+        parties = [("producer", 0, cores[0]), ("consumer", 0, cores[1])]
+    else:  # producers share the producer's core, consumers the consumer's
+        parties = ([("producer", i, cores[0]) for i in range(wl.producers)]
+                   + [("consumer", j, cores[-1]) for j in range(wl.consumers)])
+    per_producer = n // wl.producers
+    warm = _party_warm(case) if wl.party else 0
+    procs: list[tuple[str, Any, Any]] = []
+    ch = tr.open(wl)
+    try:
+        barrier = _CTX.Barrier(len(parties))
+        for role, index, core in parties:
             rx, tx = _CTX.Pipe(duplex=False)
-            p = _CTX.Process(
-                target=_child, args=(role, case, ch, n, core, barrier, tx),
-                name=f"shmring-bench-{role}", daemon=True,
-            )
+            if wl.party:
+                who = f"{role} {index}"
+                target, args = _party_child, (role, index, case, ch, warm + per_producer, warm, core, barrier, tx)
+            else:
+                who, target, args = role, _child, (role, case, ch, n, core, barrier, tx)
+            p = _CTX.Process(target=target, args=args, name=f"shmring-bench-{who.replace(' ', '')}", daemon=True)
             p.start()
             tx.close()
-            procs.append((role, p, rx))
+            procs.append((who, p, rx))
         tr.forked(ch)
         done = _collect(procs)
-        start = done["producer"][1]
-        end = done["producer" if tr.solo else "consumer"][2]
-        return end - start, done["producer"][3]
+        if not wl.party:
+            start = done["producer"][1]
+            end = done["producer" if tr.solo else "consumer"][2]
+            return end - start, done["producer"][3], None
+        start = min(done[f"producer {i}"][1] for i in range(wl.producers))
+        end = max(done[f"consumer {j}"][2] for j in range(wl.consumers))
+        accounts = [done[f"consumer {j}"][3] for j in range(wl.consumers)]
+        try:
+            _many_check(accounts, wl.producers, warm + per_producer)
+        except DataError as exc:
+            raise TrialFailed(f"DataError: {exc}") from None
+        got = [sum(c for c, _, _ in acc) for acc in accounts]
+        return end - start, None, {"consumer_shares": [g / sum(got) for g in got], "warmup_per_producer": warm}
     finally:
         for _, p, rx in procs:
             if p.is_alive():
@@ -1176,6 +1477,7 @@ def _report(out: TextIO, cases: list[Case], m: dict[str, Any], quick: bool, wall
     w = out.write
     backing = sorted({b for c in cases if isinstance(c.transport, RingTransport) for b in c.transport.backing})
     counts = ", ".join(f"{wl.key} {wl.count[not quick]:,}" + (" round trips" if wl.latency else "")
+                       + (f" ({wl.producers} × {wl.count[not quick] // wl.producers:,})" if wl.party else "")
                        for wl in WORKLOADS if any(c.workload is wl for c in cases))
     flows = [c for c in cases if not c.workload.latency]
     trips = [c for c in cases if c.workload.latency]
@@ -1195,6 +1497,10 @@ def _report(out: TextIO, cases: list[Case], m: dict[str, Any], quick: bool, wall
         w("|---|---|---|---|---|---|---|\n")
         for i, c in enumerate(flows):
             w(_row(c, cases, i == 0 or flows[i - 1].workload is not c.workload) + "\n")
+        for wl in WORKLOADS:
+            party = [c for c in flows if c.workload is wl and wl.party]
+            if party:
+                w("\n" + _party_note(wl, party, m) + "\n")
     if trips:
         w("\nRound trips, µs: each percentile over one trial's round trips, then its median over rounds.\n\n")
         w("| workload | transport | p50 | p99 | p99.9 | p50 min–max | worst | p50 vs reference, same round | target |\n")
@@ -1218,6 +1524,34 @@ def _report(out: TextIO, cases: list[Case], m: dict[str, Any], quick: bool, wall
     bad += [f"- idle waiter, round {k + 1}: {x}\n" for k, x in enumerate(idle or []) if isinstance(x, str)]
     if bad:
         w("\nFailures:\n" + "".join(bad))
+
+
+def _party_note(wl: Workload, cases: list[Case], m: dict[str, Any]) -> str:
+    """How a many-to-many workload ran, and how evenly its consumers shared the messages."""
+    cores, n = m["party_cores"], wl.producers + wl.consumers
+    where = (f"the {wl.producers} producer processes are pinned to core {cores[0]}, the {wl.consumers} consumers "
+             f"to core {cores[1]}: {n} processes on 2 cores, each side time-sharing its core, and every message "
+             "crosses from one core to the other, as in msg64"
+             if cores[0] != cores[1] else f"all {n} processes share core {cores[0]}")
+    shares = []
+    for c in cases:
+        big = [max(d["consumer_shares"]) for d in c.details if d]
+        if big:
+            shares.append(f"{c.transport.label} {min(big):.0%}–{max(big):.0%}")
+    return (
+        f"- {wl.key}: {where}.\n"
+        f"- {wl.key}: message (p, s) is producer p's s-th (p, s and 48 B of the pool), built before the clock. Each "
+        "consumer keeps what it gets and, once the clock has stopped, checks every message whole and each producer's "
+        "order among those it got; the parent checks from the consumers' bitmaps, counts and sums of sequences that "
+        "every message arrived exactly once. End of stream: the last producer done calls shutdown() and the consumers "
+        "drain to EOFError (multiprocessing.Queue: each producer puts a None after its messages, each consumer stops "
+        "at its first). The clock runs from the barrier of all the processes to the later consumer's end of stream. "
+        "The Queue's consumers call get() without a timeout, its fast path (a stuck one is the watchdog's)"
+        + ("; full mode also shows get(timeout=...)" if not any(not c.default for c in cases
+                                                               if isinstance(c.transport, QueueTransport))
+           else "") + ".\n"
+        f"- {wl.key}: the busier consumer's share of the messages, min–max over rounds: " + "; ".join(shares) + "."
+    )
 
 
 def _idle_line(idle: list[Idle | str]) -> str:
@@ -1245,6 +1579,8 @@ def _to_json(cases: list[Case], machine: dict[str, Any], quick: bool,
             "warmup_messages": wl.warm,
             "per_round": c.outcomes,  # msgs/s, or the failure
             "seconds": c.seconds, "median": c.median,
+            **({"producers": wl.producers, "consumers": wl.consumers, "details_per_round": c.details}
+               if wl.party else {}),
             "min": min(c.rates, default=None), "max": max(c.rates, default=None),
             "reference": None if ref is None else [ref.workload.key, ref.transport.label],
             "ratio_vs_reference": _ratio(c, cases),
@@ -1290,7 +1626,7 @@ def main(*, quick: bool = False, trials: int | None = None, json_path: str | Non
         raise SystemExit("--trials must be >= 1")
     cases = _cases(quick, only)
     cores, pinning = _pick_cores()
-    machine = _machine() | {"trials": trials, "pinning": pinning, "rounds": []}
+    machine = _machine() | {"trials": trials, "pinning": pinning, "rounds": [], "party_cores": [cores[0], cores[-1]]}
     _prepare({c.workload.key for c in cases})
     idle: list[Idle | str] | None = [] if any(c.workload.latency for c in cases) else None
     t_start = time.monotonic()
@@ -1301,13 +1637,15 @@ def main(*, quick: bool = False, trials: int | None = None, json_path: str | Non
             for c in cases:
                 n = c.workload.count[not quick]
                 try:
-                    secs, lat = _run_trial(c, n, cores)
+                    secs, lat, detail = _run_trial(c, n, cores)
                 except (TrialFailed, OSError, shmring.ShmringError) as exc:
                     c.outcomes.append(str(exc))
                     c.seconds.append(None)
+                    c.details.append(None)
                     continue
                 c.outcomes.append(n / secs if lat is None else lat)
                 c.seconds.append(secs)
+                c.details.append(detail)
             if idle is not None:  # once per round, between the same rounds as the round trips
                 try:
                     idle.append(_idle_trial(cores[-1]))
