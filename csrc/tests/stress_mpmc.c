@@ -69,14 +69,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "ring.h"
+#include "helpers.h"
 
 #define SLOT      100          /* meta at 104, stride 128 */
 #define HDR       16           /* producer id, crc32, seq */
@@ -86,6 +84,8 @@
 #define FULL      0x40000000u  /* in the id word: SLOT bytes (put_many, lens NULL) */
 #define SLICE_NS  20000000LL   /* wait mode: one wait_* call */
 #define ABANDON_PCT 3          /* of producer operations */
+#define USAGE "[-n messages] [-w messages] [-r streams] [-k mpmc,locked] " \
+	      "[-p 1x1,2x2,4x4,1x3,3x1] [-c 1,2,4,1024] [-m spin,wait,probe] [-t secs]"
 #ifndef SPINS
 #define SPINS     4            /* spin mode: -EAGAINs per sched_yield */
 #endif
@@ -100,6 +100,8 @@
 #define WAIT_DIV  16
 #define DEFAULT_R 2000ull
 #endif
+
+_Static_assert(2 * MAXT <= T_MAXH, "a configuration's handles fit in a struct t_rings");
 
 enum wmode { SPIN, WAIT };
 static const char *const wmode_name[] = { "spin", "wait" };
@@ -143,69 +145,26 @@ static const char *kind_name(uint32_t kind)
 	return kind == SHMRING_MPMC ? "mpmc" : kind == SHMRING_LOCKED ? "locked" : "?";
 }
 
-/* crc32 (zlib's), slice-by-8 */
-static uint32_t crc_t[8][256];
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-		crc_t[0][i] = c;
-	}
-	for (int k = 1; k < 8; k++)
-		for (int i = 0; i < 256; i++)
-			crc_t[k][i] = crc_t[0][crc_t[k - 1][i] & 0xff] ^ crc_t[k - 1][i] >> 8;
-}
-
-static uint32_t crc_update(uint32_t c, const uint8_t *p, uint64_t n)
-{
-	uint32_t lo, hi;
-
-	for (; n >= 8; n -= 8, p += 8) {
-		memcpy(&lo, p, 4);
-		memcpy(&hi, p + 4, 4);
-		lo ^= c;
-		c = crc_t[7][lo & 0xff] ^ crc_t[6][lo >> 8 & 0xff] ^ crc_t[5][lo >> 16 & 0xff] ^
-		    crc_t[4][lo >> 24] ^ crc_t[3][hi & 0xff] ^ crc_t[2][hi >> 8 & 0xff] ^
-		    crc_t[1][hi >> 16 & 0xff] ^ crc_t[0][hi >> 24];
-	}
-	while (n--)
-		c = crc_t[0][(c ^ *p++) & 0xff] ^ c >> 8;
-	return c;
-}
-
 /* crc32 of a message: its id word, then everything after the crc field */
 static uint32_t msg_crc(const uint8_t *m, uint64_t len)
 {
-	return ~crc_update(crc_update(~0u, m, 4), m + 8, len - 8);
-}
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
+	return ~t_crc_update(t_crc_update(~0u, m, 4), m + 8, len - 8);
 }
 
 static uint64_t msg_len(uint32_t who, uint64_t seq)
 {
-	return who & FULL ? SLOT : HDR + mix((uint64_t)who << 40 ^ seq) % (SLOT - HDR + 1);
+	return who & FULL ? SLOT : HDR + t_mix((uint64_t)who << 40 ^ seq) % (SLOT - HDR + 1);
 }
 
 /* message (who, seq) into m; returns its length */
 static uint64_t make_msg(uint8_t *m, uint32_t who, uint64_t seq)
 {
-	uint64_t len = msg_len(who, seq), x = mix(~seq ^ (uint64_t)who << 32);
+	uint64_t len = msg_len(who, seq);
 	uint32_t crc;
 
 	memcpy(m, &who, 4);
 	memcpy(m + 8, &seq, 8);
-	for (uint64_t i = HDR; i < len; i += 8, x = x * 0x5851f42d4c957f2dull + 1)
-		memcpy(m + i, &x, len - i < 8 ? len - i : 8);
+	t_fill(m + HDR, len - HDR, t_mix(~seq ^ (uint64_t)who << 32));
 	crc = msg_crc(m, len);
 	memcpy(m + 4, &crc, 4);
 	return len;
@@ -214,13 +173,8 @@ static uint64_t make_msg(uint8_t *m, uint32_t who, uint64_t seq)
 /* a thread's operation mix: reproducible per configuration and thread */
 static uint64_t seed(const struct cfg *c, int id, uint64_t role)
 {
-	return mix((uint64_t)c->kind << 56 ^ c->cap << 24 ^ (uint64_t)c->np << 20 ^
-		   (uint64_t)c->nc << 16 ^ (uint64_t)c->wm << 12 ^ (uint64_t)id << 8 ^ role);
-}
-
-static uint8_t *slot_addr(const struct cfg *c, shmring_t *h, int64_t idx)
-{
-	return (uint8_t *)shmring_base(h) + c->slots_off + (uint64_t)idx * c->stride;
+	return t_mix((uint64_t)c->kind << 56 ^ c->cap << 24 ^ (uint64_t)c->np << 20 ^
+		     (uint64_t)c->nc << 16 ^ (uint64_t)c->wm << 12 ^ (uint64_t)id << 8 ^ role);
 }
 
 /* A slot index from reserve or front: inside the ring, or -ERANGE */
@@ -261,14 +215,14 @@ static void *producer(void *arg)
 {
 	struct prod *p = arg;
 	struct cfg *c = p->c;
-	uint8_t buf[MAXB * SLOT];
+	uint8_t buf[MAXB * SLOT], *m;
 	uint64_t lens[MAXB], seq = 0, n = c->nper[p->id];
 	uint64_t rng = seed(c, p->id, 0xa5);
 	uint32_t me = (uint32_t)p->id;
 	int64_t rc = 0;
 
 	while (seq < n && !atomic_load_explicit(&c->stop, memory_order_relaxed)) {
-		uint64_t x = mix(rng++), op = x % 100;
+		uint64_t x = t_mix(rng++), op = x % 100;
 
 		if (op < ABANDON_PCT) {
 			/* a complete message, so that delivering it would show */
@@ -276,7 +230,7 @@ static void *producer(void *arg)
 				;
 			if (rc < 0 || (rc = slot_ok(c, rc)) < 0)
 				break;
-			make_msg(slot_addr(c, p->h, rc), me | ABANDONED, p->abandoned);
+			make_msg(t_slot(p->h, c->slots_off, c->stride, rc), me | ABANDONED, p->abandoned);
 			if ((rc = shmring_abandon(p->h)) < 0)
 				break;
 			p->abandoned++;
@@ -315,7 +269,8 @@ static void *producer(void *arg)
 				;
 			if (rc < 0 || (rc = slot_ok(c, rc)) < 0)
 				break;
-			if ((rc = shmring_commit(p->h, make_msg(slot_addr(c, p->h, rc), me, seq))) < 0)
+			m = t_slot(p->h, c->slots_off, c->stride, rc);
+			if ((rc = shmring_commit(p->h, make_msg(m, me, seq))) < 0)
 				break;
 			seq++;
 		}
@@ -378,7 +333,7 @@ static void *consumer(void *arg)
 	int64_t rc;
 
 	for (;;) {
-		uint64_t x = mix(rng++), op = x % 3;
+		uint64_t x = t_mix(rng++), op = x % 3;
 
 		k->calls++;
 		if (op == 0) {
@@ -400,7 +355,7 @@ static void *consumer(void *arg)
 					rc = -ERANGE;
 				} else {
 					/* verified in place, in the shared slot, before release */
-					check_msg(k, slot_addr(c, k->h, rc), len);
+					check_msg(k, t_slot(k->h, c->slots_off, c->stride, rc), len);
 					rc = shmring_release(k->h);
 				}
 			}
@@ -419,71 +374,23 @@ static void *consumer(void *arg)
 	return NULL;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void die(const char *what, int rc)
 {
 	fprintf(stderr, "stress_mpmc: %s: %s\n", what, rc ? shmring_strerror(rc) : "failed");
 	exit(1);
 }
 
-/* Open n handles on one fresh ring, all pointed at the first one's mapping. */
-struct rings {
-	char name[96];
-	int n;
-	shmring_t *h[2 * MAXT];
-	struct shmring_hdr *own[2 * MAXT];
-	uint64_t stride, slots_off;
-};
-
-static void rings_open(struct rings *g, uint32_t kind, uint64_t cap, int n, const char *tag)
+/* n handles on one fresh ring of kind, all pointed at the first one's mapping */
+static void rings_open(struct t_rings *g, uint32_t kind, uint64_t cap, int n, const char *tag)
 {
-	struct shmring_params p = { .kind = kind, .hugepages = SHMRING_HUGE_OFF,
-				    .capacity = cap, .slot_size = SLOT, .mode = 0600 };
-	struct shmring_info in;
+	struct shmring_params p = t_ring_params(kind, cap, SLOT);
+	char name[96];
 	int rc;
 
-	memset(g, 0, sizeof(*g));
-	g->n = n;
-	snprintf(g->name, sizeof(g->name), "stress.%d.mpmc.%s.%s.%llu", (int)getpid(),
-		 kind_name(kind), tag, (unsigned long long)cap);
-	if ((rc = shmring_create(g->name, &p, &g->h[0])) < 0)
-		die(g->name, rc);
-	for (int i = 1; i < n; i++) {
-		if ((rc = shmring_attach(g->name, 0, &g->h[i])) < 0) {
-			for (int j = 0; j < i; j++)
-				shmring_free(g->h[j]);
-			shmring_unlink(g->name);
-			die(g->name, rc);
-		}
-	}
-	shmring_unlink(g->name);   /* all mapped: nothing can be left behind now */
-	shmring_info(g->h[0], &in);
-	g->stride = in.slot_stride;
-	g->slots_off = in.slots_offset;
-	for (int i = 1; i < n; i++) {
-		/* alias: each keeps its own validated geometry (identical to h[0]'s) */
-		g->own[i] = g->h[i]->hdr;
-		g->h[i]->hdr = g->h[0]->hdr;
-		g->h[i]->slots = g->h[0]->slots;
-	}
-}
-
-static void rings_close(struct rings *g)
-{
-	for (int i = g->n - 1; i >= 0; i--) {
-		if (g->own[i]) {
-			g->h[i]->hdr = g->own[i];
-			g->h[i]->slots = (uint8_t *)g->own[i] + SHMRING_SLOTS_OFF;
-		}
-		shmring_free(g->h[i]);
-	}
+	t_seg_name(name, sizeof(name), "stress", "mpmc.%s.%s.%llu", kind_name(kind), tag,
+		   (unsigned long long)cap);
+	if ((rc = t_rings_open(g, name, &p, n, 1)) < 0)
+		die(name, rc);
 }
 
 struct result {
@@ -502,7 +409,7 @@ static void end_fail(struct result *res, const char *fmt, long long a, long long
 
 /* After shutdown and the drain: every get on every consumer is -ENODATA,
  * every put -EPIPE, the shared counters agree. */
-static void end_checks(struct cfg *c, struct rings *g, struct cons *cs, struct result *res)
+static void end_checks(struct cfg *c, struct t_rings *g, struct cons *cs, struct result *res)
 {
 	uint8_t dst[MAXB * SLOT];
 	uint64_t lens[MAXB], len, t, h;
@@ -548,7 +455,7 @@ static int run_config(uint32_t kind, uint64_t cap, int np, int nc, enum wmode wm
 	struct prod ps[MAXT];
 	struct cons cs[MAXT];
 	pthread_t tp[MAXT], tc[MAXT];
-	struct rings g;
+	struct t_rings g;
 	char tag[32];
 
 	memset(res, 0, sizeof(*res));
@@ -633,7 +540,7 @@ static int run_config(uint32_t kind, uint64_t cap, int np, int nc, enum wmode wm
 	for (int i = 0; i < nc; i++)
 		for (int p = 0; p < np; p++)
 			free(cs[i].seen[p]);
-	rings_close(&g);
+	t_rings_close(&g);
 	return !(res->verified == n && res->sent == n && !res->lost && !res->dup &&
 		 !res->reordered && !res->corrupt && !res->abandoned_got && !res->put_err &&
 		 !res->get_err && !res->end_bad);
@@ -642,11 +549,11 @@ static int run_config(uint32_t kind, uint64_t cap, int np, int nc, enum wmode wm
 static int stress(uint32_t kind, uint64_t cap, int np, int nc, enum wmode wm, uint64_t n)
 {
 	struct result r;
-	double t0 = now_s();
+	double t0 = t_now_s();
 	int bad = run_config(kind, cap, np, nc, wm, n, &r);
 	char extra[128] = "";
 
-	t0 = now_s() - t0;
+	t0 = t_now_s() - t0;
 	if (wm == WAIT && kind == SHMRING_MPMC)
 		snprintf(extra, sizeof(extra), ", %llu waits, %llu timed out, %llu futex wake-ups",
 			 (unsigned long long)r.waits, (unsigned long long)r.timeouts,
@@ -680,7 +587,7 @@ static int endgame(const uint32_t *kinds, int nk, int (*shapes)[2], int ns,
 		   const uint64_t *caps, int ncaps, const int *modes, int nm, uint64_t streams)
 {
 	uint64_t failed = 0, lost = 0, dup = 0, corrupt = 0, ends = 0;
-	double t0 = now_s();
+	double t0 = t_now_s();
 
 	for (uint64_t i = 0; i < streams; i++) {
 		uint64_t j = i, n = 1 + i % 7;
@@ -707,7 +614,7 @@ static int endgame(const uint32_t *kinds, int nk, int (*shapes)[2], int ns,
 	       "%llu duplicated, %llu corrupt, %llu bad ends  (%.2f s)\n",
 	       (unsigned long long)streams, (unsigned long long)failed, (unsigned long long)lost,
 	       (unsigned long long)dup, (unsigned long long)corrupt, (unsigned long long)ends,
-	       now_s() - t0);
+	       t_now_s() - t0);
 	fflush(stdout);
 	return failed != 0;
 }
@@ -749,7 +656,7 @@ static void *wait_writer(void *arg)
 	struct waiter *w = arg;
 
 	w->rc = shmring_wait_writable(w->h, 2000000000LL);
-	w->done = now_s();
+	w->done = t_now_s();
 	return NULL;
 }
 
@@ -757,7 +664,7 @@ static void *wait_writer(void *arg)
  * a message (skip = 0) or by passing over an abandoned position (skip = 1). */
 static int probe_wake(uint32_t kind, enum getter how, int skip)
 {
-	struct rings g;
+	struct t_rings g;
 	struct waiter w;
 	pthread_t t;
 	uint32_t seq0, seq1;
@@ -776,7 +683,7 @@ static int probe_wake(uint32_t kind, enum getter how, int skip)
 	}
 	/* the locked kind's abandon gives the slot back: only MPMC has a SKIP */
 	if (shmring_try_put(g.h[1], "full?", 5) != -EAGAIN) {
-		rings_close(&g);
+		t_rings_close(&g);
 		printf("stress_mpmc probe wake %s %s, %s: not applicable (ring not full)\n",
 		       kind_name(kind), skip ? "past an abandoned slot" : "after a message",
 		       getter_name[how]);
@@ -786,15 +693,15 @@ static int probe_wake(uint32_t kind, enum getter how, int skip)
 	w = (struct waiter){ .h = g.h[1] };
 	if (pthread_create(&t, NULL, wait_writer, &w))
 		die("pthread_create", 0);
-	deadline = now_s() + 2;
+	deadline = t_now_s() + 2;
 	if (kind == SHMRING_MPMC) {
 		/* white-box: until the waiter is registered as a sleeper */
-		while (!load_acquire(&g.h[0]->hdr->space_waitq.sleepers) && now_s() < deadline)
+		while (!load_acquire(&g.h[0]->hdr->space_waitq.sleepers) && t_now_s() < deadline)
 			usleep(100);
 	}
 	usleep(5000);               /* into futex_wait / sem_clockwait */
 	seq0 = load_acquire(&g.h[0]->hdr->space_waitq.seq);
-	t0 = now_s();
+	t0 = t_now_s();
 	rc = get_one(g.h[2], how, MAXB);
 	seq1 = load_acquire(&g.h[0]->hdr->space_waitq.seq);
 	pthread_join(t, NULL);
@@ -807,14 +714,14 @@ static int probe_wake(uint32_t kind, enum getter how, int skip)
 	       (w.done - t0) * 1e3,
 	       notified < 0 ? "" : notified ? ", notified" : ", NOT NOTIFIED (lost wake-up)",
 	       bad ? "  FAILED" : "");
-	rings_close(&g);
+	t_rings_close(&g);
 	return bad;
 }
 
 /* One message, shutdown, then each get flavour: the message, then -ENODATA. */
 static int probe_drain(uint32_t kind, enum getter how)
 {
-	struct rings g;
+	struct t_rings g;
 	uint64_t t, h;
 	int64_t rc1, rc2, rc;
 	int bad;
@@ -835,7 +742,7 @@ static int probe_drain(uint32_t kind, enum getter how)
 	       rc2 < 0 ? shmring_strerror((int)rc2) : "more messages",
 	       (unsigned long long)t, (unsigned long long)h, bad ? "  FAILED" : "");
 	fflush(stdout);
-	rings_close(&g);
+	t_rings_close(&g);
 	return bad;
 }
 
@@ -854,33 +761,16 @@ static int probes(const uint32_t *kinds, int nk)
 	return failed;
 }
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = "stress_mpmc: timed out (a lost wake-up or a stuck side?)\n";
-
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0)
-		_exit(2);
-	_exit(2);
-}
-
-static int usage(const char *prog)
-{
-	fprintf(stderr, "usage: %s [-n messages] [-w messages] [-r streams] [-k mpmc,locked] "
-		"[-p 1x1,2x2,4x4,1x3,3x1] [-c 1,2,4,1024] [-m spin,wait,probe] [-t secs]\n", prog);
-	return 1;
-}
-
 int main(int argc, char **argv)
 {
 	const char *env = getenv("STRESS_MPMC_MESSAGES");
 	char klist[64] = "mpmc,locked", plist[128] = "1x1,2x2,4x4,1x3,3x1";
 	char clist[128] = "1,2,4,1024", mlist[64] = "spin,wait,probe", *save;
-	uint64_t n = env ? strtoull(env, NULL, 0) : DEFAULT_N, nw = 0, streams = DEFAULT_R, caps[16];
+	uint64_t n = env ? strtoull(env, NULL, 0) : DEFAULT_N, nw = 0, streams = DEFAULT_R, caps[17];
 	uint32_t kinds[2];
 	int shapes[16][2], opt, timeout = 600, failed = 0, configs = 0;
 	int nk = 0, ns = 0, ncaps = 0, spin = 0, wait = 0, probe = 0, modes[2], nm = 0;
-	double t0 = now_s();
+	double t0 = t_now_s();
 
 	while ((opt = getopt(argc, argv, "n:w:r:k:p:c:m:t:")) != -1) {
 		switch (opt) {
@@ -892,30 +782,30 @@ int main(int argc, char **argv)
 		case 'c': snprintf(clist, sizeof(clist), "%s", optarg); break;
 		case 'm': snprintf(mlist, sizeof(mlist), "%s", optarg); break;
 		case 't': timeout = atoi(optarg); break;
-		default: return usage(argv[0]);
+		default: return t_usage(argv[0], USAGE);
 		}
 	}
 	if (!nw)
 		nw = n / WAIT_DIV ? n / WAIT_DIV : 1;
 	for (char *s = strtok_r(klist, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
 		if (nk == 2)
-			return usage(argv[0]);
+			return t_usage(argv[0], USAGE);
 		if (!strcmp(s, "mpmc"))
 			kinds[nk++] = SHMRING_MPMC;
 		else if (!strcmp(s, "locked"))
 			kinds[nk++] = SHMRING_LOCKED;
 		else
-			return usage(argv[0]);
+			return t_usage(argv[0], USAGE);
 	}
 	for (char *s = strtok_r(plist, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
 		if (ns == 16 || sscanf(s, "%dx%d", &shapes[ns][0], &shapes[ns][1]) != 2 ||
 		    shapes[ns][0] < 1 || shapes[ns][0] > MAXT || shapes[ns][1] < 1 || shapes[ns][1] > MAXT)
-			return usage(argv[0]);
+			return t_usage(argv[0], USAGE);
 		ns++;
 	}
-	for (char *s = strtok_r(clist, ",", &save); s; s = strtok_r(NULL, ",", &save))
-		if (ncaps == 16 || (caps[ncaps++] = strtoull(s, NULL, 0)) == 0)
-			return usage(argv[0]);
+	/* a 17th capacity is an error here, not ignored */
+	if ((ncaps = t_u64_list(clist, caps, 17)) < 0 || ncaps > 16)
+		return t_usage(argv[0], USAGE);
 	for (char *s = strtok_r(mlist, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
 		if (!strcmp(s, "spin"))
 			spin = 1;
@@ -924,17 +814,16 @@ int main(int argc, char **argv)
 		else if (!strcmp(s, "probe"))
 			probe = 1;
 		else
-			return usage(argv[0]);
+			return t_usage(argv[0], USAGE);
 	}
 	if (n == 0 || !nk || !ns || !ncaps || !(spin || wait || probe) || optind != argc)
-		return usage(argv[0]);
+		return t_usage(argv[0], USAGE);
 	if (spin)
 		modes[nm++] = SPIN;
 	if (wait)
 		modes[nm++] = WAIT;
-	crc_init();
-	signal(SIGALRM, on_alarm);
-	alarm((unsigned)timeout);
+	t_crc_init();
+	t_watchdog((unsigned)timeout, "stress_mpmc: timed out (a lost wake-up or a stuck side?)\n", NULL);
 	if (probe)
 		failed += probes(kinds, nk);
 	for (int k = 0; k < nk; k++)
@@ -951,6 +840,6 @@ int main(int argc, char **argv)
 	printf("stress_mpmc: %d configurations (%llu messages spin, %llu wait) + %llu streams%s: "
 	       "%s, %d failed (%.1f s)\n", configs, (unsigned long long)n, (unsigned long long)nw,
 	       (unsigned long long)(nm ? streams : 0), probe ? " + probes" : "",
-	       failed ? "FAILED" : "ok", failed, now_s() - t0);
+	       failed ? "FAILED" : "ok", failed, t_now_s() - t0);
 	return failed != 0;
 }

@@ -61,19 +61,17 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "ring.h"
+#include "helpers.h"
 
 #define SLOT     64
-#define HDR      12          /* seq + crc32 */
 #define STAMPS   64          /* > capacity: a stamp is read before it is reused */
 #define HIST     100000      /* wake latencies, 1 us buckets; the last is ">=" */
 #define SLOW_NS  5000        /* a wait this long very likely slept */
 #define P50_MAX  2000        /* us: a wake-up path that never wakes gives half a round */
 #define ROUNDS   9           /* shutdown wake-ups timed per side */
+#define USAGE    "[-n hand-offs] [-c 1,2] [-m procs,threads,shutdown,dead] [-s slice-ms] [-t secs]"
 
 enum { PUT, GET };
 enum mode { PROCS, THREADS, SHUTDOWN, DEAD };
@@ -87,12 +85,12 @@ struct side {                /* one side's waits */
 
 /* Everything both sides write: MAP_SHARED, so a forked child's counts come back. */
 struct run {
-	uint64_t n, cap;
+	struct t_stream s;                  /* n hand-offs, and what the consumer found */
+	uint64_t cap;
 	_Atomic int64_t stamp[2][STAMPS];   /* [PUT][k]: before put k; [GET][k]: before get k */
 	_Atomic int stop;                   /* the consumer gave up: the producer must too */
 	int err[2];
 	struct side side[2];
-	uint64_t verified, lost, dup, reordered, corrupt;
 	shmring_t *cons;                    /* threads mode: the consumer's handle */
 };
 
@@ -104,75 +102,10 @@ static cpu_set_t all_cpus;
 static volatile pid_t child_pid;
 static char cur_shm[96], cur_path[128];
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void spin_for(int64_t ns)
 {
-	for (int64_t end = now_ns() + ns; now_ns() < end;)
+	for (int64_t end = t_now_ns() + ns; t_now_ns() < end;)
 		cpu_relax();
-}
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static uint32_t crc_t[256];
-
-static uint32_t crc32(const uint8_t *p, uint64_t n)
-{
-	uint32_t c = ~0u;
-
-	while (n--)
-		c = crc_t[(c ^ *p++) & 0xff] ^ c >> 8;
-	return ~c;
-}
-
-/* message seq into m; seq fixes the length (HDR..SLOT) and the bytes */
-static uint64_t make_msg(uint8_t *m, uint64_t seq)
-{
-	uint64_t len = HDR + mix(seq) % (SLOT - HDR + 1), x = mix(~seq);
-	uint32_t crc;
-
-	memcpy(m, &seq, 8);
-	for (uint64_t i = HDR; i < len; i++, x = x >> 8 | x << 56)
-		m[i] = (uint8_t)x;
-	crc = crc32(m + HDR, len - HDR);
-	memcpy(m + 8, &crc, 4);
-	return len;
-}
-
-static void check_msg(struct run *r, uint8_t *seen, uint64_t *next, const uint8_t *m, uint64_t len)
-{
-	uint64_t seq;
-	uint32_t crc;
-
-	memcpy(&seq, m, 8);
-	memcpy(&crc, m + 8, 4);
-	if (len < HDR || seq >= r->n || len != HDR + mix(seq) % (SLOT - HDR + 1) ||
-	    crc != crc32(m + HDR, len - HDR)) {
-		r->corrupt++;
-		return;
-	}
-	if (seen[seq / 8] & 1 << seq % 8) {
-		r->dup++;
-		return;
-	}
-	seen[seq / 8] |= (uint8_t)(1 << seq % 8);
-	if (seq == *next)
-		r->verified++;
-	else
-		r->reordered++;
-	*next = seq + 1;
 }
 
 /* Runs of 256 hand-offs: the producer dawdles, the consumer does, or neither.
@@ -180,9 +113,9 @@ static void check_msg(struct run *r, uint8_t *seen, uint64_t *next, const uint8_
  * a busy-wait, not usleep, so voluntary switches stay futex sleeps. */
 static void dawdle(int who, uint64_t k)
 {
-	uint64_t x = mix(k ^ (uint64_t)(who + 1) << 40);
+	uint64_t x = t_mix(k ^ (uint64_t)(who + 1) << 40);
 
-	if (mix(k / 256) % 3 == (uint64_t)who)
+	if (t_mix(k / 256) % 3 == (uint64_t)who)
 		spin_for((int64_t)(x % 4 ? x % 8000 : x % 50000));
 }
 
@@ -199,9 +132,9 @@ static int wait_once(struct run *r, int who, shmring_t *h, int64_t *t0, int64_t 
 	int rc;
 
 	getrusage(RUSAGE_THREAD, &u0);
-	a = now_ns();
+	a = t_now_ns();
 	rc = who == PUT ? shmring_wait_writable(h, slice_ns) : shmring_wait_readable(h, slice_ns);
-	b = now_ns();
+	b = t_now_ns();
 	getrusage(RUSAGE_THREAD, &u1);
 	s->waits++;
 	if (rc == -ETIMEDOUT) {
@@ -262,8 +195,8 @@ static void producer(struct run *r, shmring_t *h)
 	int rc = 0;
 
 	pin(PUT);
-	for (k = 0; k < r->n; k++) {
-		uint64_t len = make_msg(m, k);
+	for (k = 0; k < r->s.n; k++) {
+		uint64_t len = t_make_msg(m, k, SLOT);
 
 		dawdle(PUT, k);
 		for (t1 = 0;;) {
@@ -271,7 +204,7 @@ static void producer(struct run *r, shmring_t *h)
 				rc = -ECANCELED;
 				goto out;
 			}
-			atomic_store_explicit(&r->stamp[PUT][k % STAMPS], now_ns(), memory_order_relaxed);
+			atomic_store_explicit(&r->stamp[PUT][k % STAMPS], t_now_ns(), memory_order_relaxed);
 			if ((rc = shmring_try_put(h, (char *)m, len)) != -EAGAIN)
 				break;
 			if ((rc = wait_once(r, PUT, h, &t0, &t1)) < 0)
@@ -283,14 +216,14 @@ static void producer(struct run *r, shmring_t *h)
 			wake_latency(r, PUT, k - r->cap, t0, t1);
 	}
 out:
-	if (k < r->n)
+	if (k < r->s.n)
 		r->err[PUT] = rc < 0 ? rc : -EPROTO;   /* a put that returned neither 1 nor < 0 */
 	shmring_shutdown(h);   /* the end of the stream, also after an error */
 }
 
 static void consumer(struct run *r, shmring_t *h)
 {
-	uint8_t *seen = calloc(r->n / 8 + 1, 1);
+	uint8_t *seen = calloc(r->s.n / 8 + 1, 1);
 	uint64_t k, next = 0;
 	int64_t rc = 0, t0 = 0, t1;
 
@@ -298,7 +231,7 @@ static void consumer(struct run *r, shmring_t *h)
 	for (k = 0; seen; k++) {
 		dawdle(GET, k);
 		for (t1 = 0;;) {
-			atomic_store_explicit(&r->stamp[GET][k % STAMPS], now_ns(), memory_order_relaxed);
+			atomic_store_explicit(&r->stamp[GET][k % STAMPS], t_now_ns(), memory_order_relaxed);
 			if ((rc = shmring_try_get_staged(h)) != -EAGAIN)
 				break;
 			if ((rc = wait_once(r, GET, h, &t0, &t1)) < 0)
@@ -306,7 +239,7 @@ static void consumer(struct run *r, shmring_t *h)
 		}
 		if (rc < 0)
 			break;
-		check_msg(r, seen, &next, shmring_stage(h), (uint64_t)rc);
+		t_check_msg(&r->s, seen, &next, shmring_stage(h), (uint64_t)rc);
 		if (t1)
 			wake_latency(r, GET, k, t0, t1);
 	}
@@ -314,8 +247,8 @@ static void consumer(struct run *r, shmring_t *h)
 		r->err[GET] = seen ? (int)rc : -ENOMEM;
 		atomic_store(&r->stop, 1);
 	}
-	for (uint64_t s = 0; seen && s < r->n; s++)
-		r->lost += !(seen[s / 8] & 1 << s % 8);
+	if (seen)
+		t_count_lost(&r->s, seen);
 	free(seen);
 }
 
@@ -337,12 +270,11 @@ static void die(const char *what, int rc)
 
 static shmring_t *create(const char *tag, uint64_t cap)
 {
-	struct shmring_params p = { .kind = SHMRING_SPSC, .hugepages = SHMRING_HUGE_OFF,
-				    .capacity = cap, .slot_size = SLOT, .mode = 0600 };
+	struct shmring_params p = t_ring_params(SHMRING_SPSC, cap, SLOT);
 	shmring_t *a;
 	int rc;
 
-	snprintf(cur_shm, sizeof(cur_shm), "stress.%d.wait.%s", (int)getpid(), tag);
+	t_seg_name(cur_shm, sizeof(cur_shm), "stress", "wait.%s", tag);
 	snprintf(cur_path, sizeof(cur_path), "/shmring.%s", cur_shm);
 	if ((rc = shmring_create(cur_shm, &p, &a)) < 0)
 		die(cur_shm, rc);
@@ -386,12 +318,10 @@ static pid_t fork_child(void)
 
 static int reap(pid_t pid)
 {
-	int st;
+	int rc = t_reap(pid);
 
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
 	child_pid = 0;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return rc;
 }
 
 static void *shared_alloc(size_t size)
@@ -421,12 +351,13 @@ static int handoffs(enum mode mode, uint64_t cap, uint64_t n)
 {
 	struct run *r = shared_alloc(sizeof(*r));
 	struct side *p = &r->side[PUT], *g = &r->side[GET];
-	int64_t t = now_ns();
+	int64_t t = t_now_ns();
 	char tag[32];
 	shmring_t *a, *b;
 	int bad, rc = 0, child_rc = 0;
 
-	r->n = n;
+	r->s.n = n;
+	r->s.slot = SLOT;
 	r->cap = cap;
 	snprintf(tag, sizeof(tag), "%s%llu", mode_name[mode], (unsigned long long)cap);
 	a = create(tag, cap);
@@ -465,34 +396,30 @@ static int handoffs(enum mode mode, uint64_t cap, uint64_t n)
 		b = attach();
 		unlink_cur();
 		/* One mapping, as in stress_spsc: to TSan two mappings are unrelated memory. */
-		own = b->hdr;
-		b->hdr = a->hdr;
-		b->slots = a->slots;
+		own = t_alias(b, a);
 		r->cons = b;
 		if (pthread_create(&tc, NULL, consumer_thread, r))
 			die("pthread_create", 0);
 		producer(r, a);
 		sched_setaffinity(0, sizeof(all_cpus), &all_cpus);
 		pthread_join(tc, NULL);
-		b->hdr = own;
-		b->slots = (uint8_t *)own + SHMRING_SLOTS_OFF;
+		t_unalias(b, own);
 		shmring_free(b);
 	}
 	shmring_free(a);
-	bad = !(r->verified == n && !r->lost && !r->dup && !r->reordered && !r->corrupt &&
-		!r->err[PUT] && !r->err[GET] && !child_rc && !p->timedout && !g->timedout &&
-		!p->unwoken && !g->unwoken && pct(r, 50) < P50_MAX);
+	bad = !(t_stream_ok(&r->s) && !r->err[PUT] && !r->err[GET] && !child_rc &&
+		!p->timedout && !g->timedout && !p->unwoken && !g->unwoken && pct(r, 50) < P50_MAX);
 	printf("stress_wait %s cap=%llu: %llu hand-offs verified, %llu lost, %llu dup, "
 	       "%llu reordered, %llu corrupt; waits %llu, slept %llu, timed-out %llu, unwoken %llu; "
 	       "wake p50 %u us p99 %u us max %.2f ms  (%.1f s)%s\n",
-	       mode_name[mode], (unsigned long long)cap, (unsigned long long)r->verified,
-	       (unsigned long long)r->lost, (unsigned long long)r->dup,
-	       (unsigned long long)r->reordered, (unsigned long long)r->corrupt,
+	       mode_name[mode], (unsigned long long)cap, (unsigned long long)r->s.verified,
+	       (unsigned long long)r->s.lost, (unsigned long long)r->s.dup,
+	       (unsigned long long)r->s.reordered, (unsigned long long)r->s.corrupt,
 	       (unsigned long long)(p->waits + g->waits), (unsigned long long)(p->slept + g->slept),
 	       (unsigned long long)(p->timedout + g->timedout),
 	       (unsigned long long)(p->unwoken + g->unwoken), pct(r, 50), pct(r, 99),
 	       (double)(p->max_ns > g->max_ns ? p->max_ns : g->max_ns) / 1e6,
-	       (double)(now_ns() - t) / 1e9, bad ? "  FAILED" : "");
+	       (double)(t_now_ns() - t) / 1e9, bad ? "  FAILED" : "");
 	printf("  get side: %llu waits, %llu slept, %llu took > 5 us; "
 	       "put side: %llu waits, %llu slept, %llu took > 5 us\n",
 	       (unsigned long long)g->waits, (unsigned long long)g->slept,
@@ -548,9 +475,9 @@ static int64_t measure_round(void)
 	unlink_cur();
 	if (shmring_try_get_staged(a) == -EAGAIN) {   /* the consumer role: its waits take rounds */
 		getrusage(RUSAGE_THREAD, &u0);
-		t = now_ns();
+		t = t_now_ns();
 		if (shmring_wait_readable(a, 200000000LL) == -ETIMEDOUT) {
-			t = now_ns() - t;
+			t = t_now_ns() - t;
 			getrusage(RUSAGE_THREAD, &u1);
 			t /= u1.ru_nvcsw > u0.ru_nvcsw ? u1.ru_nvcsw - u0.ru_nvcsw : 1;
 		}
@@ -601,15 +528,15 @@ static int shutdown_case(int full)
 				_exit(4);
 			atomic_store(&res->ready, 1);
 			res->rc = blocking(b, full);
-			res->t = now_ns();
+			res->t = t_now_ns();
 			_exit(0);
 		}
-		for (t = now_ns(); now_ns() - t < 1000000000LL && !(res->ready && asleep(pid));)
+		for (t = t_now_ns(); t_now_ns() - t < 1000000000LL && !(res->ready && asleep(pid));)
 			usleep(100);
 		usleep((useconds_t)(1000 + i * 5300));   /* all over a round */
 		c = attach();        /* the third handle */
 		unlink_cur();
-		t = now_ns();
+		t = t_now_ns();
 		shmring_shutdown(c);
 		st = reap(pid);
 		lat = lats[i] = res->t - t;
@@ -661,12 +588,12 @@ static int dead_case(int full)
 		rc = -EIO;
 	close(fds[0]);
 	unlink_cur();
-	t = now_ns();
+	t = t_now_ns();
 	if (rc != (full ? -EAGAIN : 0) || (full && shmring_try_put(a, "x", 1) != 1))
 		rc = -EIO;
 	else
 		rc = blocking(a, full);
-	t = now_ns() - t;
+	t = t_now_ns() - t;
 	bad = rc != -EOWNERDEAD || t > 120000000LL + round_ns;   /* its 20 ms, a round, 100 ms */
 	reap(pid);
 	shmring_free(a);
@@ -677,25 +604,13 @@ static int dead_case(int full)
 	return bad;
 }
 
-static void on_alarm(int sig)
+/* the watchdog's cleanup (async-signal-safe): no child or segment outlives a hang */
+static void hang_cleanup(void)
 {
-	static const char msg[] = "stress_wait: timed out (a stuck side?)\n";
-
-	(void)sig;
 	if (child_pid > 0)
 		kill(child_pid, SIGKILL);
 	if (cur_path[0])
 		shm_unlink(cur_path);
-	if (write(2, msg, sizeof(msg) - 1) < 0)
-		_exit(2);
-	_exit(2);
-}
-
-static int usage(const char *prog)
-{
-	fprintf(stderr, "usage: %s [-n hand-offs] [-c 1,2] [-m procs,threads,shutdown,dead] "
-		"[-s slice-ms] [-t secs]\n", prog);
-	return 1;
 }
 
 int main(int argc, char **argv)
@@ -703,7 +618,7 @@ int main(int argc, char **argv)
 	char clist[256] = "1,2", mlist[256] = "procs,threads,shutdown,dead", mshow[256], *save;
 	uint64_t n = 600000, caps[16];
 	int opt, timeout = 600, failed = 0, ncaps = 0, modes = 0;
-	int64_t t0 = now_ns();
+	int64_t t0 = t_now_ns();
 
 	while ((opt = getopt(argc, argv, "n:c:m:s:t:")) != -1) {
 		switch (opt) {
@@ -712,37 +627,30 @@ int main(int argc, char **argv)
 		case 'm': snprintf(mlist, sizeof(mlist), "%s", optarg); break;
 		case 's': slice_ns = (int64_t)(atof(optarg) * 1e6); break;
 		case 't': timeout = atoi(optarg); break;
-		default: return usage(argv[0]);
+		default: return t_usage(argv[0], USAGE);
 		}
 	}
-	for (char *c = strtok_r(clist, ",", &save); c && ncaps < 16; c = strtok_r(NULL, ",", &save))
-		if ((caps[ncaps++] = strtoull(c, NULL, 0)) == 0 || caps[ncaps - 1] >= STAMPS)
-			return usage(argv[0]);
+	if ((ncaps = t_u64_list(clist, caps, 16)) < 0)
+		return t_usage(argv[0], USAGE);
+	for (int c = 0; c < ncaps; c++)
+		if (caps[c] >= STAMPS)
+			return t_usage(argv[0], USAGE);
 	snprintf(mshow, sizeof(mshow), "%s", mlist);
 	for (char *m = strtok_r(mlist, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
-		int i = 0;
+		int i = t_lookup(m, mode_name, 4);
 
-		while (i < 4 && strcmp(m, mode_name[i]))
-			i++;
-		if (i == 4)
-			return usage(argv[0]);
+		if (i < 0)
+			return t_usage(argv[0], USAGE);
 		modes |= 1 << i;
 	}
 	if (n == 0 || !ncaps || !modes || optind != argc)
-		return usage(argv[0]);
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-		crc_t[i] = c;
-	}
+		return t_usage(argv[0], USAGE);
+	t_crc_init();
 	if (sched_getaffinity(0, sizeof(all_cpus), &all_cpus) == 0 && CPU_COUNT(&all_cpus) >= 2)
 		for (int c = 0, i = 0; i < 2; c++)
 			if (CPU_ISSET(c, &all_cpus))
 				cpus[i++] = c;
-	signal(SIGALRM, on_alarm);
-	alarm((unsigned)timeout);
+	t_watchdog((unsigned)timeout, "stress_wait: timed out (a stuck side?)\n", hang_cleanup);
 	round_ns = measure_round();
 	for (int m = PROCS; m <= THREADS; m++)
 		for (int c = 0; c < ncaps && modes & 1 << m; c++)
@@ -754,6 +662,6 @@ int main(int argc, char **argv)
 	printf("stress_wait: %s, %llu hand-offs per capacity, sides on cpus %d,%d, slice %.0f ms, "
 	       "round %.1f ms: %s (%.1f s)\n", mshow, (unsigned long long)n, cpus[0], cpus[1],
 	       (double)slice_ns / 1e6, (double)round_ns / 1e6, failed ? "FAILED" : "ok",
-	       (double)(now_ns() - t0) / 1e9);
+	       (double)(t_now_ns() - t0) / 1e9);
 	return failed != 0;
 }

@@ -24,10 +24,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "ring.h"
+#include "helpers.h"
 
 #define PASS 0
 #define FAIL 1
@@ -62,7 +61,7 @@ static const char *ring_name(void)
 {
 	char *n = names[nnames++];
 
-	snprintf(n, sizeof(names[0]), "test_ring.%d.%d", (int)getpid(), name_seq++);
+	t_seg_name(n, sizeof(names[0]), "test_ring", "%d", name_seq++);
 	return n;
 }
 
@@ -102,8 +101,7 @@ static void cleanup(void)
 
 static struct shmring_params params(uint64_t cap, uint64_t slot)
 {
-	return (struct shmring_params){ .kind = SHMRING_SPSC, .hugepages = SHMRING_HUGE_OFF,
-					.capacity = cap, .slot_size = slot, .mode = 0600 };
+	return t_ring_params(SHMRING_SPSC, cap, slot);
 }
 
 static shmring_t *mk_p(const char *name, const struct shmring_params *p)
@@ -217,7 +215,7 @@ static uint8_t *slot_ptr(shmring_t *r, int64_t idx)
 	struct shmring_info in;
 
 	shmring_info(r, &in);
-	return (uint8_t *)shmring_base(r) + in.slots_offset + (uint64_t)idx * in.slot_stride;
+	return t_slot(r, in.slots_offset, in.slot_stride, idx);
 }
 
 static struct shmring_hdr *hdr(shmring_t *r)
@@ -735,29 +733,21 @@ static int t_stage(long slot)
 	return PASS;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int t_wait(void)
 {
 	shmring_t *r = mk(ring_name(), 1, 8);
 	int64_t t0;
 
 	CHECK(r);
-	t0 = now_ns();
+	t0 = t_now_ns();
 	EQ(shmring_wait_readable(r, 2000000), -ETIMEDOUT);
-	CHECK(now_ns() - t0 >= 2000000);
+	CHECK(t_now_ns() - t0 >= 2000000);
 	EQ(shmring_wait_writable(r, 2000000), 0);
 	EQ(put_pat(r, 8, 0), 1);
 	EQ(shmring_wait_readable(r, -1), 0);
-	t0 = now_ns();
+	t0 = t_now_ns();
 	EQ(shmring_wait_writable(r, 2000000), -ETIMEDOUT);
-	CHECK(now_ns() - t0 >= 2000000);
+	CHECK(t_now_ns() - t0 >= 2000000);
 	CHECK(got(r, 8, 0));
 	EQ(shmring_wait_writable(r, 0), 0);
 	return PASS;
@@ -974,13 +964,13 @@ static int t_bigger_than_file(void)
 	return PASS;
 }
 
+/* splitmix64 as a generator: the state steps by T_GAMMA, t_mix makes the output */
 static uint64_t rnd(uint64_t *s)
 {
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	uint64_t x = *s;
 
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	*s += T_GAMMA;
+	return t_mix(x);
 }
 
 /* Random mutations of the geometry and description lines (abi kept nonzero:
@@ -1232,13 +1222,10 @@ static pid_t spawn(void)
 
 static int reap(void)
 {
-	int st;
 	pid_t pid = child;
 
 	child = 0;
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return t_reap(pid);
 }
 
 static int pipe_kept(int p[2])
@@ -1336,13 +1323,13 @@ static int t_wait_dead_peer(void)
 	if (pid == 0)
 		_exit(shmring_try_get_staged(a) == -EAGAIN && put_pat(b, 2, 0) == 1 ? 0 : 1);
 	EQ(reap(), 0);
-	t0 = now_ns();
+	t0 = t_now_ns();
 	EQ(put_pat(a, 1, 1), 1);
 	EQ(shmring_wait_writable(a, 2000000000), -EOWNERDEAD);
 	EQ(shmring_wait_readable(b, 2000000000), 0);   /* data first */
 	CHECK(got(b, 2, 0));
 	EQ(shmring_wait_readable(b, 2000000000), -EOWNERDEAD);
-	CHECK(now_ns() - t0 < 1000000000);
+	CHECK(t_now_ns() - t0 < 1000000000);
 	return PASS;
 }
 
