@@ -11,7 +11,10 @@ import shmring
 from conftest import finish, run_python, spawn_python
 
 BLOCKED_GET = """
-    import sys, time, shmring
+    import signal, sys, time, shmring
+    # A shell that starts a job in the background hands it SIGINT ignored, and
+    # Python then installs no handler: give it the one a terminal user has.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     r = shmring.attach(sys.argv[1])
     print("blocking", flush=True)
     t0 = time.monotonic()
