@@ -120,6 +120,23 @@ static int ring_full(shmring_t *r)   /* the lock is held */
 	return load_relaxed(&r->hdr->tail) - load_relaxed(&r->hdr->head) >= r->capacity;
 }
 
+static int ring_empty(shmring_t *r)  /* the lock is held */
+{
+	return load_relaxed(&r->hdr->tail) == load_relaxed(&r->hdr->head);
+}
+
+/* The token just taken from `s` stands for nothing (a repair's extra post, or
+ * shutdown waking waiters): drop it, or pass it on once shut down so that every
+ * waiter wakes.  Returns whether the ring is shut down. */
+static int drop_spare(shmring_t *r, sem_t *s)
+{
+	int done = load_acquire(&r->hdr->shutdown);   /* pairs with shmring_shutdown's release */
+
+	if (done)
+		sem_post(s);
+	return done;
+}
+
 static int put_begin(shmring_t *r)
 {
 	int rc;
@@ -135,13 +152,8 @@ static int put_begin(shmring_t *r)
 		return rc;
 	}
 	if (ring_full(r)) {
-		/* A spare token (shutdown wake-up or repair), not a free slot. */
-		int done = load_acquire(&r->hdr->shutdown);
-
 		unlock(r);
-		if (done)
-			sem_post(&area(r)->empty);
-		return done ? -EPIPE : -EAGAIN;
+		return drop_spare(r, &area(r)->empty) ? -EPIPE : -EAGAIN;
 	}
 	area(r)->step = PUT_CLAIMED;
 	return 0;
@@ -191,9 +203,7 @@ static int64_t locked_try_put_many(shmring_t *r, const void *src, const uint64_t
 		if (++i == n || (lens && lens[i] > r->slot_size) || take(&area(r)->empty) < 0)
 			break;
 		if (ring_full(r)) {
-			/* A spare token, as in put_begin: pass it on, if shut down. */
-			if (load_acquire(&r->hdr->shutdown))
-				sem_post(&area(r)->empty);
+			drop_spare(r, &area(r)->empty);
 			break;
 		}
 		area(r)->step = PUT_CLAIMED;
@@ -248,14 +258,9 @@ static int get_begin(shmring_t *r)
 		sem_post(&area(r)->full);
 		return rc;
 	}
-	if (load_relaxed(&r->hdr->tail) == load_relaxed(&r->hdr->head)) {
-		/* A spare token (repair or shutdown wake-up): pass it on, if shut down. */
-		int done = load_acquire(&r->hdr->shutdown);
-
+	if (ring_empty(r)) {
 		unlock(r);
-		if (done)
-			sem_post(&area(r)->full);
-		return done ? -ENODATA : -EAGAIN;
+		return drop_spare(r, &area(r)->full) ? -ENODATA : -EAGAIN;
 	}
 	area(r)->step = GET_CLAIMED;
 	return 0;
@@ -325,10 +330,8 @@ static int64_t locked_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint
 		get_end(r);
 		if (++i == max || take(&area(r)->full) < 0)
 			break;
-		if (load_relaxed(&r->hdr->tail) == load_relaxed(&r->hdr->head)) {
-			/* A spare token, as in get_begin: pass it on, if shut down. */
-			if (load_acquire(&r->hdr->shutdown))
-				sem_post(&area(r)->full);
+		if (ring_empty(r)) {
+			drop_spare(r, &area(r)->full);
 			break;
 		}
 		area(r)->step = GET_CLAIMED;
