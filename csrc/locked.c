@@ -354,10 +354,8 @@ static int sem_wait_ns(sem_t *s, int64_t ns)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	while (sem_clockwait(s, CLOCK_MONOTONIC, &ts) < 0) {
-		if (errno != EINTR)
-			return errno == ETIMEDOUT ? -ETIMEDOUT : -errno;
-	}
+	if (sem_clockwait(s, CLOCK_MONOTONIC, &ts) < 0)
+		return -errno;   /* -ETIMEDOUT, or -EINTR: Python acts on the signal now */
 	sem_post(s);
 	return 0;
 }

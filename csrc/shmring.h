@@ -104,7 +104,8 @@ int shmring_release(shmring_t *r);
 
 /* Wait up to timeout_ns (< 0: the default slice) until a put (writable) or a
  * get (readable) may succeed.  0: try again; -ETIMEDOUT: the time passed;
- * -EOWNERDEAD: the peer this wait depends on died holding its role.
+ * -EOWNERDEAD: the peer this wait depends on died holding its role;
+ * -EINTR: a signal handler ran (return to Python so that it can act on it).
  * Callers loop, so that a signal can be handled between waits. */
 int shmring_wait_writable(shmring_t *r, int64_t timeout_ns);
 int shmring_wait_readable(shmring_t *r, int64_t timeout_ns);

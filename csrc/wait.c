@@ -26,7 +26,8 @@
  * The futex is not FUTEX_PRIVATE: the word lives in shared memory.
  *
  * Waits are bounded slices (the caller loops) so that Python can run signal
- * handlers (Ctrl+C) between them; nothing here holds the GIL.
+ * handlers (Ctrl+C) between them, and a signal ends a slice at once (EINTR);
+ * nothing here holds the GIL.
  */
 #define _GNU_SOURCE
 #include <limits.h>
@@ -37,8 +38,8 @@
 
 #include "ring.h"
 
-#define DEFAULT_SLICE_NS 50000000LL   /* 50 ms: Ctrl+C is seen well within 100 ms */
-#define PEER_CHECK_NS    25000000LL   /* how often a sleeper asks whether its peer died */
+#define DEFAULT_SLICE_NS 100000000LL  /* 100 ms: the bound on Ctrl+C when the signal lands on another thread */
+#define PEER_CHECK_NS    50000000LL   /* how often a sleeper asks whether its peer died */
 
 static int64_t now_ns(void)
 {
@@ -48,12 +49,16 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t ns)
+/* Returns at once if *word != expect.  -EINTR when a signal handler ran
+ * (Python's handlers are installed without SA_RESTART): the caller returns, so
+ * Python raises KeyboardInterrupt now rather than at the end of the slice. */
+static int futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t ns)
 {
 	struct timespec ts = { ns / 1000000000LL, ns % 1000000000LL };
 
-	/* Returns at once if *word != expect; EINTR and timeouts just return. */
-	syscall(SYS_futex, word, FUTEX_WAIT, expect, &ts, NULL, 0);
+	if (syscall(SYS_futex, word, FUTEX_WAIT, expect, &ts, NULL, 0) < 0 && errno == EINTR)
+		return -EINTR;
+	return 0;
 }
 
 void wait_wake_all(struct shmring_waitq *q)
@@ -117,7 +122,10 @@ static int wait_until(shmring_t *r, int (*ready)(shmring_t *), struct shmring_wa
 				break;
 			}
 		}
-		futex_wait(&q->seq, seq, deadline - now < PEER_CHECK_NS ? deadline - now : PEER_CHECK_NS);
+		if (futex_wait(&q->seq, seq, deadline - now < PEER_CHECK_NS ? deadline - now : PEER_CHECK_NS)) {
+			rc = ready(r) ? 0 : -EINTR;
+			break;
+		}
 	}
 	/* Never below 0: a claim after a dead holder may have reset the count
 	 * under us, and a wrapped count would hide every later sleeper. */

@@ -36,12 +36,13 @@ _HUGEPAGES = {"auto": lib.SHMRING_HUGE_AUTO, "require": lib.SHMRING_HUGE_REQUIRE
 _MAX_NAME = 200
 _MAX_CAPACITY = 1 << 31
 _MAX_NDIM = 8
-_SLICE_NS = 50_000_000  # one wait slice: signals (Ctrl+C) are handled between slices
+_SLICE_NS = 100_000_000  # one wait slice: signals (Ctrl+C) are handled between slices
 DEFAULT_SPIN_NS = 20_000  # ~ one futex wake-up here; csrc/ring.c sets the same
 
 _EAGAIN = -errno.EAGAIN
 _E2BIG = -errno.E2BIG
 _ETIMEDOUT = -errno.ETIMEDOUT
+_EINTR = -errno.EINTR
 
 # Hot-path functions, bound once.
 _try_put = lib.shmring_try_put
@@ -434,7 +435,7 @@ class Ring:
             if left <= 0:
                 raise E.RingTimeout(errno.ETIMEDOUT, f"{what} on ring {self._name!r} timed out")
             rc = wait(self._h, min(int(left * 1e9), _SLICE_NS))
-        if rc < 0 and rc != _ETIMEDOUT:
+        if rc < 0 and rc != _ETIMEDOUT and rc != _EINTR:  # EINTR: Python runs the handler next
             _fail(rc, f"{what} on ring {self._name!r}")
 
     # -- writing --------------------------------------------------------------------
