@@ -6,23 +6,27 @@
  * A trial: the parent creates a fresh ring (shmring_create, or shm_open for a
  * reference), forks a producer pinned to cpu 0 and a consumer pinned to cpu 1;
  * each opens the ring by name (shmring_attach / shm_open + mmap), both meet at
- * a barrier, the producer stamps t0 and puts N messages, the consumer gets
- * them, checks that each carries the next sequence number (first and, for
- * messages of 16 bytes or more, last 8 bytes), and stamps t1 after the last.
- * Rate = N / (t1 - t0).  Full and empty are spun on with a pause instruction:
- * no futex waits, no sched_yield in the timed loop.
+ * a barrier, the producer stamps t0 and puts messages until t0 + --secs (it
+ * looks at the clock every 4096 messages, or once per batch), then publishes
+ * how many it put (N); the consumer gets them, checks that each carries the
+ * next sequence number (first and, for messages of 16 bytes or more, last 8
+ * bytes), and stamps t1 after the N-th.  Rate = N / (t1 - t0).  Full and
+ * empty are spun on with a pause instruction: no futex waits, no sched_yield
+ * in the timed loop.
  *
  * A cell (kind, ring, message size, batch, capacity) runs its variants
  * (shmring, the textbook reference, and references with one of shmring's
  * costs added) round-robin, the starting variant rotated each round, so host
  * noise hits all of them; it reports medians and the median of the per-round
- * ratios.  Calibration: the textbook reference sets N for ~--secs per trial.
+ * ratios.  Trials are timed, not counted: a fixed count would run 10x longer
+ * or shorter whenever the host moves the two vCPUs.
  *
  * usage: refbench [--quick] [--trials N] [--secs S] [--kinds spsc,mpmc,locked]
  *                 [--caps 4096,65536] [--msgs 8,64] [--batches 1,256]
- *                 [--max-foreign PCT] [--redo N] [--raw]
- * A round during which other processes used more than --max-foreign percent
- * (default 5) of the machine's CPU is run again, up to --redo (3) times.
+ *                 [--max-foreign PCT] [--redo N] [--quiet-wait S] [--no-single] [--raw]
+ * Before each round it waits (up to --quiet-wait, 30 s) until other processes
+ * use less than --max-foreign percent (5) of the CPUs; a round during which
+ * they used more anyway is run again, up to --redo (3) times, then kept.
  * Exit 0 when every trial verified every message, 1 otherwise.
  */
 #define _GNU_SOURCE
@@ -142,6 +146,7 @@ struct ctl {
 	_Alignas(128) _Atomic int ready;
 	_Alignas(128) _Atomic int abort;
 	_Alignas(128) int64_t t0, t1;
+	_Atomic uint64_t total;        /* messages put; UINT64_MAX until the producer is done */
 	int err;                       /* 0 ok; else what the failing child saw */
 	int64_t err_rc;
 	uint64_t err_seq, err_got;
@@ -162,6 +167,7 @@ struct variant {
 
 /* What the last trial saw of the rest of the machine. */
 static double last_foreign, last_steal;
+static uint64_t last_total;     /* messages the last trial moved and verified */
 
 enum { E_OPEN = 1, E_PUT, E_GET, E_ORDER, E_LEN, E_ABORT };
 
@@ -210,6 +216,28 @@ static void cpu_ticks(double *busy, double *steal)
 	/* user nice system idle iowait irq softirq steal */
 	*busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]);
 	*steal = (double)v[7];
+}
+
+/* Between rounds nothing of ours runs: wait (up to max_s) until the others'
+ * share of the CPUs over 250 ms is below `below`.  Returns the seconds waited. */
+static double wait_quiet(double below, double max_s)
+{
+	double tck = (double)sysconf(_SC_CLK_TCK), ncpu = (double)sysconf(_SC_NPROCESSORS_ONLN);
+	int64_t t0 = now_ns();
+
+	for (;;) {
+		struct timespec win = { 0, 250000000L }, gap = { 1, 0 };
+		double b0, b1, s0, s1;
+
+		cpu_ticks(&b0, &s0);
+		nanosleep(&win, NULL);
+		cpu_ticks(&b1, &s1);
+		if ((b1 - b0) / tck / (0.25 * ncpu) < below || (double)(now_ns() - t0) * 1e-9 > max_s ||
+		    interrupted)
+			break;
+		nanosleep(&gap, NULL);
+	}
+	return (double)(now_ns() - t0) * 1e-9;
 }
 
 static double tv_s(struct timeval t)
@@ -296,9 +324,12 @@ static int barrier(void)
 #define PRODUCE(PUT1, PUTN)                                                         \
 	do {                                                                        \
 		uint64_t seq = 0;                                                   \
+		const int64_t end_ = ctl->t0 + dur_ns;                              \
 		if (batch == 1) {                                                   \
-			while (seq < N) {                                           \
+			for (;;) {                                                  \
 				int64_t rc_;                                        \
+				if (!(seq & 4095) && now_ns() >= end_)              \
+					break;                                      \
 				stamp(buf, msg, seq);                               \
 				while ((rc_ = (PUT1(buf))) == -EAGAIN)              \
 					SPIN();                                     \
@@ -307,8 +338,8 @@ static int barrier(void)
 				seq++;                                              \
 			}                                                           \
 		} else {                                                            \
-			while (seq < N) {                                           \
-				uint64_t n = N - seq < batch ? N - seq : batch, done = 0; \
+			while (now_ns() < end_) {                                   \
+				uint64_t n = batch, done = 0;                       \
 				for (uint64_t i = 0; i < n; i++)                    \
 					stamp(buf + i * msg, msg, seq + i);         \
 				while (done < n) {                                  \
@@ -323,18 +354,26 @@ static int barrier(void)
 				seq += n;                                           \
 			}                                                           \
 		}                                                                   \
+		atomic_store_explicit(&ctl->total, seq, REL);                       \
 	} while (0)
 
 /* The consumer loop: GET1() returns ONE on success with the message at DATA1;
- * GETN(dst, max) returns how many it copied to dst.  Every sequence checked. */
+ * GETN(dst, max) returns how many it copied to dst.  Every sequence checked.
+ * Done when the ring is empty and the producer's total is reached. */
+#define EMPTY()                                                                     \
+	do {                                                                        \
+		if (seq == atomic_load_explicit(&ctl->total, ACQ))                  \
+			goto done_;                                                 \
+		SPIN();                                                             \
+	} while (0)
 #define CONSUME(GET1, ONE, DATA1, GETN)                                             \
 	do {                                                                        \
 		uint64_t seq = 0, got_;                                             \
 		if (batch == 1) {                                                   \
-			while (seq < N) {                                           \
+			for (;;) {                                                  \
 				int64_t rc_ = GET1();                               \
 				if (rc_ == -EAGAIN) {                               \
-					SPIN();                                     \
+					EMPTY();                                    \
 					continue;                                   \
 				}                                                   \
 				if (rc_ != (ONE))                                   \
@@ -344,23 +383,23 @@ static int barrier(void)
 				seq++;                                              \
 			}                                                           \
 		} else {                                                            \
-			while (seq < N) {                                           \
-				uint64_t want = N - seq < batch ? N - seq : batch;  \
-				int64_t rc_ = GETN(buf, want);                      \
+			for (;;) {                                                  \
+				int64_t rc_ = GETN(buf, batch);                     \
 				if (rc_ == -EAGAIN) {                               \
-					SPIN();                                     \
+					EMPTY();                                    \
 					continue;                                   \
 				}                                                   \
-				if (rc_ <= 0 || (uint64_t)rc_ > want)               \
+				if (rc_ <= 0 || (uint64_t)rc_ > batch)              \
 					return child_fail(E_GET, rc_, seq, 0);      \
 				for (uint64_t i = 0; i < (uint64_t)rc_; i++, seq++) \
 					if (!stamp_ok(buf + i * msg, msg, seq, &got_)) \
 						return child_fail(E_ORDER, 0, seq, got_); \
 			}                                                           \
 		}                                                                   \
+done_:		;                                                                   \
 	} while (0)
 
-static int produce_ours(shmring_t *r, uint8_t *buf, uint64_t msg, uint64_t batch, uint64_t N)
+static int produce_ours(shmring_t *r, uint8_t *buf, uint64_t msg, uint64_t batch, int64_t dur_ns)
 {
 #define OURS_PUT1(src) shmring_try_put(r, (const char *)(src), msg)
 #define OURS_PUTN(src, n) shmring_try_put_many(r, (src), NULL, (n))
@@ -368,9 +407,11 @@ static int produce_ours(shmring_t *r, uint8_t *buf, uint64_t msg, uint64_t batch
 	return 0;
 }
 
-static int consume_ours(shmring_t *r, uint8_t *buf, uint64_t msg, uint64_t batch, uint64_t N)
+static int consume_ours(shmring_t *r, uint8_t *buf, uint64_t msg, uint64_t batch, int64_t dur_ns)
 {
 	const uint8_t *stage = shmring_stage(r);
+
+	(void)dur_ns;
 #define OURS_GET1() shmring_try_get_staged(r)
 #define OURS_GETN(dst, max) shmring_try_get_many(r, (dst), NULL, (max))
 	CONSUME(OURS_GET1, (int64_t)msg, stage, OURS_GETN);
@@ -378,7 +419,7 @@ static int consume_ours(shmring_t *r, uint8_t *buf, uint64_t msg, uint64_t batch
 }
 
 static int produce_ref(const struct ref_impl *x, void *b, uint64_t cap, uint8_t *buf,
-		       uint64_t msg, uint64_t batch, uint64_t N)
+		       uint64_t msg, uint64_t batch, int64_t dur_ns)
 {
 	ref_fn put1 = x->put1, putn = x->putn;
 #define REF_PUT1(src) put1(b, cap, (src), 1)
@@ -388,12 +429,70 @@ static int produce_ref(const struct ref_impl *x, void *b, uint64_t cap, uint8_t 
 }
 
 static int consume_ref(const struct ref_impl *x, void *b, uint64_t cap, uint8_t *buf,
-		       uint64_t msg, uint64_t batch, uint64_t N)
+		       uint64_t msg, uint64_t batch, int64_t dur_ns)
 {
 	ref_fn get1 = x->get1, getn = x->getn;
+
+	(void)dur_ns;
 #define REF_GET1() get1(b, cap, buf, 1)
+#define REF_GET1_SINGLE() get1(b, cap, dst, 1)
 #define REF_GETN(dst, max) getn(b, cap, (dst), (max))
 	CONSUME(REF_GET1, 1, buf, REF_GETN);
+	return 0;
+}
+
+/* One process, one core: put then get, so no cache line ever moves between
+ * cores.  What is left is each variant's instruction cost per message. */
+#define SINGLE(PUT1, GET1, ONE, DATA1, PUTN, GETN)                                  \
+	do {                                                                        \
+		const int64_t end_ = ctl->t0 + dur_ns;                              \
+		uint64_t seq = 0, next_ = 0, got_;                                  \
+		int64_t rc_;                                                        \
+		for (;;) {                                                          \
+			if (seq >= next_) {                                         \
+				if (now_ns() >= end_)                               \
+					break;                                      \
+				next_ = seq + 4096;                                 \
+			}                                                           \
+			if (batch == 1) {                                           \
+				stamp(buf, msg, seq);                               \
+				if ((rc_ = PUT1(buf)) != 1)                         \
+					return child_fail(E_PUT, rc_, seq, 0);      \
+				if ((rc_ = GET1()) != (ONE))                        \
+					return child_fail(E_GET, rc_, seq, 0);      \
+				if (!stamp_ok(DATA1, msg, seq, &got_))              \
+					return child_fail(E_ORDER, 0, seq, got_);   \
+				seq++;                                              \
+				continue;                                           \
+			}                                                           \
+			for (uint64_t i = 0; i < batch; i++)                        \
+				stamp(buf + i * msg, msg, seq + i);                 \
+			if ((rc_ = PUTN(buf, batch)) != (int64_t)batch)             \
+				return child_fail(E_PUT, rc_, seq, 0);              \
+			if ((rc_ = GETN(dst, batch)) != (int64_t)batch)             \
+				return child_fail(E_GET, rc_, seq, 0);              \
+			for (uint64_t i = 0; i < batch; i++, seq++)                 \
+				if (!stamp_ok(dst + i * msg, msg, seq, &got_))      \
+					return child_fail(E_ORDER, 0, seq, got_);   \
+		}                                                                   \
+		atomic_store_explicit(&ctl->total, seq, REL);                       \
+	} while (0)
+
+static int single_ours(shmring_t *r, uint8_t *buf, uint8_t *dst, uint64_t msg, uint64_t batch,
+		       int64_t dur_ns)
+{
+	const uint8_t *stage = shmring_stage(r);
+
+	SINGLE(OURS_PUT1, OURS_GET1, (int64_t)msg, stage, OURS_PUTN, OURS_GETN);
+	return 0;
+}
+
+static int single_ref(const struct ref_impl *x, void *b, uint64_t cap, uint8_t *buf,
+		      uint8_t *dst, uint64_t msg, uint64_t batch, int64_t dur_ns)
+{
+	ref_fn put1 = x->put1, putn = x->putn, get1 = x->get1, getn = x->getn;
+
+	SINGLE(REF_PUT1, REF_GET1_SINGLE, 1, dst, REF_PUTN, REF_GETN);
 	return 0;
 }
 
@@ -423,18 +522,30 @@ static void *ref_map(const char *name, uint64_t size, int create)
 	return b == MAP_FAILED ? NULL : b;
 }
 
-/* One side of one trial, in the forked child. */
-static int child(int producer, const struct cell *c, const struct variant *v, uint64_t N)
+/* One side of one trial, in the forked child: role PRODUCER, CONSUMER, or
+ * SINGLE (both, one after the other, on one core). */
+enum { CONSUMER, PRODUCER, SINGLE_CORE };
+
+static int child(int role, const struct cell *c, const struct variant *v, int64_t dur_ns)
 {
-	uint8_t *buf = aligned_alloc(64, MAXB * 64);
+	uint8_t *buf = aligned_alloc(64, MAXB * 64), *dst = aligned_alloc(64, MAXB * 64);
+	int producer = role != CONSUMER;
 	shmring_t *r = NULL;
 	void *b = NULL;
 	int rc;
 
+	/* The parent's handlers kill "its children": not ours to inherit. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGALRM, SIG_DFL);
+	kid_p = kid_c = 0;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (!buf || pin(producer ? PROD_CPU : CONS_CPU) < 0)
+	if (getppid() == 1)
+		return child_fail(E_ABORT, 0, 0, 0);   /* the parent is already gone */
+	if (!buf || !dst || pin(producer ? PROD_CPU : CONS_CPU) < 0)
 		return child_fail(E_OPEN, -errno, 0, 0);
 	memset(buf, 0xa5, MAXB * 64);
+	memset(dst, 0x5a, MAXB * 64);
 	if (v->ref) {
 		if (!(b = ref_map(cur_name, ref_size(v->ref, c->cap), 0)))
 			return child_fail(E_OPEN, -errno, 0, 0);
@@ -446,15 +557,23 @@ static int child(int producer, const struct cell *c, const struct variant *v, ui
 		if (!producer && (rc = (int)shmring_try_get_staged(r)) != -EAGAIN)
 			return child_fail(E_OPEN, rc, 0, 0);
 	}
+	if (role == SINGLE_CORE) {
+		ctl->t0 = now_ns();
+		rc = v->ref ? single_ref(v->ref, b, c->cap, buf, dst, c->msg, c->batch, dur_ns)
+			    : single_ours(r, buf, dst, c->msg, c->batch, dur_ns);
+		ctl->t1 = now_ns();
+		shmring_free(r);
+		return rc;
+	}
 	if (barrier() < 0)
 		return child_fail(E_ABORT, 0, 0, 0);
 	if (producer) {
 		ctl->t0 = now_ns();
-		rc = v->ref ? produce_ref(v->ref, b, c->cap, buf, c->msg, c->batch, N)
-			    : produce_ours(r, buf, c->msg, c->batch, N);
+		rc = v->ref ? produce_ref(v->ref, b, c->cap, buf, c->msg, c->batch, dur_ns)
+			    : produce_ours(r, buf, c->msg, c->batch, dur_ns);
 	} else {
-		rc = v->ref ? consume_ref(v->ref, b, c->cap, buf, c->msg, c->batch, N)
-			    : consume_ours(r, buf, c->msg, c->batch, N);
+		rc = v->ref ? consume_ref(v->ref, b, c->cap, buf, c->msg, c->batch, dur_ns)
+			    : consume_ours(r, buf, c->msg, c->batch, dur_ns);
 		ctl->t1 = now_ns();
 	}
 	shmring_free(r);
@@ -485,7 +604,8 @@ static int create_ours(const struct cell *c, shmring_t **out)
 }
 
 /* Runs one trial; returns M msgs/s, or NAN (and says why) when it failed. */
-static double trial(const struct cell *c, const struct variant *v, uint64_t N, double timeout_s)
+static double trial(const struct cell *c, const struct variant *v, double secs, double timeout_s,
+		    int single)
 {
 	shmring_t *owner = NULL;
 	int st_p = 0, st_c = 0, rc;
@@ -516,6 +636,7 @@ static double trial(const struct cell *c, const struct variant *v, uint64_t N, d
 		return NAN;
 	}
 	memset(ctl, 0, sizeof(*ctl));
+	atomic_store(&ctl->total, UINT64_MAX);
 	fflush(NULL);
 	timed_out = 0;
 	memset(&ru_p, 0, sizeof(ru_p));
@@ -524,10 +645,11 @@ static double trial(const struct cell *c, const struct variant *v, uint64_t N, d
 	cpu_ticks(&busy0, &steal0);
 	w0 = now_ns();
 	if ((pp = fork()) == 0)
-		_exit(child(1, c, v, N));
+		_exit(child(single ? SINGLE_CORE : PRODUCER, c, v, (int64_t)(secs * 1e9)));
 	kid_p = pp;
-	if ((pc = fork()) == 0)
-		_exit(child(0, c, v, N));
+	pc = 0;
+	if (!single && (pc = fork()) == 0)
+		_exit(child(CONSUMER, c, v, (int64_t)(secs * 1e9)));
 	kid_c = pc;
 	if (pp < 0 || pc < 0)
 		on_alarm(0);
@@ -570,7 +692,8 @@ static double trial(const struct cell *c, const struct variant *v, uint64_t N, d
 			WIFEXITED(st_c) ? WEXITSTATUS(st_c) : -WTERMSIG(st_c));
 		return NAN;
 	}
-	rate = (double)N / (double)(ctl->t1 - ctl->t0) * 1e3;
+	last_total = atomic_load(&ctl->total);
+	rate = (double)last_total / (double)(ctl->t1 - ctl->t0) * 1e3;
 	return rate;
 }
 
@@ -628,10 +751,13 @@ struct result {
 	struct cell c;
 	struct variant v[MAXV];
 	int nv;
-	uint64_t n_msgs;
+	uint64_t n_msgs;       /* messages verified over all its trials */
 	uint64_t ours_stride;
 	int failed;
 	int redone, dirty;     /* rounds re-run / kept although others used CPU */
+	double waited;         /* seconds spent waiting for a quiet machine */
+	double one[MAXV][MAXT]; /* single-core phase: M msgs/s per variant and round */
+	double one_foreign;    /* its worst share of others' CPU */
 };
 
 static int parse_list(const char *s, uint64_t *out, int max)
@@ -696,8 +822,8 @@ int main(int argc, char **argv)
 	uint64_t kinds[3] = { SHMRING_SPSC, SHMRING_MPMC, SHMRING_LOCKED }, caps[4] = { 4096 },
 		 msgs[4] = { 8, 64 }, batches[4] = { 1, 256 };
 	int nkinds = 3, ncaps = 1, nmsgs = 2, nbatches = 2, trials = 7, quick = 0, failed = 0;
-	int big = 1, max_redo = 3;
-	double secs = 0.4, max_foreign = 0.05;
+	int big = 1, max_redo = 3, single = 1;
+	double secs = 0.4, max_foreign = 0.05, quiet_s = 30;
 	static struct result res[128];
 	int nres = 0;
 	char cpu[256], load0[128], load1[128], date[64];
@@ -710,12 +836,16 @@ int main(int argc, char **argv)
 
 		if (!strcmp(a, "--quick")) {
 			quick = 1;
+		} else if (!strcmp(a, "--no-single")) {
+			single = 0;
 		} else if (!strcmp(a, "--raw")) {
 			raw = 1;
 		} else if (!strcmp(a, "--trials")) {
 			trials = atoi(val), i++;
 		} else if (!strcmp(a, "--max-foreign")) {
 			max_foreign = atof(val) / 100, i++;
+		} else if (!strcmp(a, "--quiet-wait")) {
+			quiet_s = atof(val), i++;
 		} else if (!strcmp(a, "--redo")) {
 			max_redo = atoi(val), i++;
 		} else if (!strcmp(a, "--secs")) {
@@ -738,7 +868,7 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr, "usage: %s [--quick] [--trials N] [--secs S] "
 				"[--kinds spsc,mpmc,locked] [--caps 4096,65536] [--msgs 8,64] "
-				"[--batches 1,256] [--max-foreign PCT] [--redo N] [--raw]\n", argv[0]);
+				"[--batches 1,256] [--max-foreign PCT] [--redo N] [--quiet-wait S] [--no-single] [--raw]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -818,11 +948,8 @@ int main(int argc, char **argv)
 	for (int ri = 0; ri < nres; ri++) {
 		struct result *R = &res[ri];
 		const struct cell *c = &R->c;
-		const struct ref_impl *tb = NULL;
 		struct shmring_info info;
 		shmring_t *probe;
-		uint64_t N;
-		double r0;
 
 		R->v[R->nv++] = (struct variant){ .name = "shmring" };
 		for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
@@ -832,8 +959,6 @@ int main(int argc, char **argv)
 			    (x->ring == BYTE_ONLY && c->array) || (x->ring == ARRAY_ONLY && !c->array))
 				continue;
 			R->v[R->nv++] = (struct variant){ .name = x->name, .ref = x };
-			if (x->role == TEXTBOOK)
-				tb = x;
 		}
 		/* shmring's slot stride, for the table */
 		snprintf(cur_name, sizeof(cur_name), "refbench.%d.probe", (int)getpid());
@@ -846,45 +971,22 @@ int main(int argc, char **argv)
 		}
 		cur_name[0] = 0;
 
-		/* Calibrate on the textbook reference: N for ~secs per trial. */
-		N = 1 << 16;
-		for (;;) {
-			struct variant cal = { .name = "calibration", .ref = tb };
-			int64_t t0 = now_ns();
-			double r = trial(c, &cal, N, 30);
-			double el = (double)(now_ns() - t0) * 1e-9;
-
-			if (!isfinite(r)) {
-				r0 = NAN;
-				break;
-			}
-			r0 = r;
-			if ((double)N / r * 1e-6 >= 0.03 || el > 1)
-				break;
-			N *= 8;
-		}
-		if (!isfinite(r0)) {
-			R->failed = 1;
-			failed = 1;
-			continue;
-		}
-		N = (uint64_t)(r0 * 1e6 * secs);
-		N = N < (1 << 16) ? (1 << 16) : N;
-		R->n_msgs = N;
-		fprintf(stderr, "== %s %s msg=%llu batch=%llu cap=%llu: N=%llu\n", kind_name(c->kind),
+		fprintf(stderr, "== %s %s msg=%llu batch=%llu cap=%llu\n", kind_name(c->kind),
 			c->array ? "array" : "byte", (unsigned long long)c->msg,
-			(unsigned long long)c->batch, (unsigned long long)c->cap,
-			(unsigned long long)N);
+			(unsigned long long)c->batch, (unsigned long long)c->cap);
 		for (int tr = 0, redo = 0; tr < trials; tr++) {
 			double worst = 0;
 
+			R->waited += wait_quiet(max_foreign, quiet_s);
 			for (int j = 0; j < R->nv; j++) {
 				struct variant *v = &R->v[(tr + j) % R->nv];
-				/* generous: 50x the calibrated time, at least 20 s */
+				/* generous: 50x the trial time, at least 20 s */
 				double to = 50 * secs > 20 ? 50 * secs : 20;
 
-				v->rate[tr] = trial(c, v, N, to);
+				v->rate[tr] = trial(c, v, secs, to, 0);
 				v->foreign[tr] = last_foreign;
+				if (isfinite(v->rate[tr]))
+					R->n_msgs += last_total;
 				worst = last_foreign > worst ? last_foreign : worst;
 				if (!isfinite(v->rate[tr]))
 					R->failed = failed = 1;
@@ -922,6 +1024,33 @@ int main(int argc, char **argv)
 				quant(q, trials, .5));
 		}
 	}
+	/* Phase 2: one process on one core, put then get (no cross-core
+	 * traffic): the instruction cost of each variant.  Shorter trials. */
+	for (int ri = 0; single && ri < nres; ri++) {
+		struct result *R = &res[ri];
+		double s1 = secs / 4 > 0.02 ? secs / 4 : 0.02;
+
+		if (R->nv < 2)
+			continue;
+		for (int tr = 0; tr < trials; tr++) {
+			R->waited += wait_quiet(max_foreign, quiet_s / 3);
+			for (int j = 0; j < R->nv; j++) {
+				int k = (tr + j) % R->nv;
+
+				R->one[k][tr] = trial(&R->c, &R->v[k], s1, 20, 1);
+				if (!isfinite(R->one[k][tr]))
+					R->failed = failed = 1;
+				else
+					R->n_msgs += last_total;
+				R->one_foreign = last_foreign > R->one_foreign ? last_foreign : R->one_foreign;
+			}
+		}
+		fprintf(stderr, "== single core %s %s msg=%llu batch=%llu cap=%llu: shmring %.2f ns, "
+			"ref %.2f ns\n", kind_name(R->c.kind), R->c.array ? "array" : "byte",
+			(unsigned long long)R->c.msg, (unsigned long long)R->c.batch,
+			(unsigned long long)R->c.cap, 1e3 / quant(R->one[0], trials, .5),
+			1e3 / quant(R->one[1], trials, .5));
+	}
 	read_line("/proc/loadavg", NULL, load1, sizeof(load1));
 
 	/* ---- report ---- */
@@ -936,8 +1065,9 @@ int main(int argc, char **argv)
 	       PROD_CPU, CONS_CPU);
 	printf("| trials | %d rounds per cell; a round runs every variant once (fresh ring, fresh "
 	       "processes), starting variant rotated; ~%.2f s per trial; medians |\n", trials, secs);
-	printf("| noise guard | a round in which other processes used > %.0f%% of the CPUs is re-run "
-	       "(<= %d times), then kept and counted as noisy |\n", 100 * max_foreign, max_redo);
+	printf("| noise guard | before a round: wait <= %.0f s for other processes to use < %.0f%% of "
+	       "the CPUs; a round in which they used more is re-run (<= %d times), then kept and "
+	       "counted as noisy |\n", quiet_s, 100 * max_foreign, max_redo);
 	printf("| loadavg | start %s; end %s |\n", load0, load1);
 	if (getenv("REFBENCH_CORE"))
 		printf("| core sources | %s |\n", getenv("REFBENCH_CORE"));
@@ -949,6 +1079,7 @@ int main(int argc, char **argv)
 	printf("| kind | ring: slot stride, record | msg B | batch | cap | shmring M/s | ref M/s "
 	       "| ratio | [p25-p75] | target | others' CPU med/max %% | rounds redone/kept noisy |\n");
 	printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	double waited = 0;
 	for (int ri = 0; ri < nres; ri++) {
 		struct result *R = &res[ri];
 		const struct cell *c = &R->c;
@@ -986,8 +1117,10 @@ int main(int argc, char **argv)
 		       kind_name(c->kind), ring, (unsigned long long)c->msg,
 		       (unsigned long long)c->batch, (unsigned long long)c->cap, a, b, med,
 		       quant(q, trials, .25), quant(q, trials, .75), tgt, fmed, R->redone, R->dirty);
+		waited += R->waited;
 	}
 
+	printf("\nWaited %.0f s in all for the machine to be quiet before rounds.\n", waited);
 	printf("\n### Where the gap goes (references with one shmring cost added)\n\n");
 	printf("ref+rmw: + one seq_cst fetch_add per publish on each side (shmring's notify()).  "
 	       "ref+rmw+slot: also shmring's slot geometry (stride, length record written, read and "
@@ -1028,6 +1161,43 @@ int main(int argc, char **argv)
 		       vs == vm ? " (=rmw)" : "", s[3], r1, vs == vm ? "=" : "", r2, r3);
 	}
 
+	if (single) {
+		printf("\n### One process on one core: instruction cost (ns per message)\n\n");
+		printf("Put then get in one process pinned to cpu %d: no cache line moves between "
+		       "cores, so this is what each variant executes per message (stamp + put + get + "
+		       "check).  Medians of %d rounds.\n\n", PROD_CPU, trials);
+		printf("| kind | ring | msg B | batch | cap | ref | ref+rmw | ref+rmw+slot | shmring "
+		       "| shmring - ref | others' CPU max %% |\n");
+		printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+		for (int ri = 0; ri < nres; ri++) {
+			struct result *R = &res[ri];
+			const struct cell *c = &R->c;
+			double ns[4] = { NAN, NAN, NAN, NAN };   /* ref, rmw, slot, ours */
+			char sl[48];
+
+			if (R->nv < 2)
+				continue;
+			ns[3] = 1e3 / quant(R->one[0], trials, .5);
+			for (int j = 1; j < R->nv; j++)
+				ns[R->v[j].ref->role] = 1e3 / quant(R->one[j], trials, .5);
+			if (c->kind == SHMRING_LOCKED) {
+				printf("| %s | byte | %llu | %llu | %llu | %.1f | - | - | %.1f | %+.1f | %.0f |\n",
+				       kind_name(c->kind), (unsigned long long)c->msg,
+				       (unsigned long long)c->batch, (unsigned long long)c->cap, ns[0],
+				       ns[3], ns[3] - ns[0], 100 * R->one_foreign);
+				continue;
+			}
+			if (isfinite(ns[2]))
+				snprintf(sl, sizeof(sl), "%.2f", ns[2]);
+			else
+				snprintf(sl, sizeof(sl), "%.2f (=rmw)", ns[1]);
+			printf("| %s | %s | %llu | %llu | %llu | %.2f | %.2f | %s | %.2f | %+.2f | %.0f |\n",
+			       kind_name(c->kind), c->array ? "array" : "byte", (unsigned long long)c->msg,
+			       (unsigned long long)c->batch, (unsigned long long)c->cap, ns[0], ns[1], sl,
+			       ns[3], ns[3] - ns[0], 100 * R->one_foreign);
+		}
+	}
+
 	printf("\nEvery trial's consumer checked every sequence number in order: ");
 	if (failed) {
 		printf("**some trials FAILED** (see stderr).\n");
@@ -1035,8 +1205,7 @@ int main(int argc, char **argv)
 		unsigned long long total = 0;
 
 		for (int ri = 0; ri < nres; ri++)
-			total += (unsigned long long)res[ri].n_msgs * (unsigned long long)trials *
-				 (unsigned long long)res[ri].nv;
+			total += (unsigned long long)res[ri].n_msgs;
 		printf("%llu messages verified, 0 out of order.\n", total);
 	}
 	return failed ? 1 : 0;
