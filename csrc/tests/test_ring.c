@@ -1473,6 +1473,33 @@ static int t_mpmc_live_claim_kept(void)
 	return PASS;
 }
 
+/* A handle that found the attach table full makes claims nobody can attribute:
+ * survivors then give up nothing (and a wait on a dead claim times out). */
+static int t_mpmc_untracked(void)
+{
+	const char *n = ring_name();
+	shmring_t *a = mk_mpmc(n, 4), *extra[SHMRING_MAX_ATTACH];
+	unsigned k = 0;
+	pid_t pid;
+	int ok = 1;
+
+	CHECK(a);
+	while (k < SHMRING_MAX_ATTACH && shmring_attach(n, 0, &extra[k]) == 0)
+		k++;                      /* the creator has one entry: the last one finds it full */
+	ok = k == SHMRING_MAX_ATTACH && load_relaxed(&hdr(a)->untracked) == 1;
+	CHECK((pid = spawn()) >= 0);
+	if (pid == 0)
+		_exit(shmring_try_reserve(extra[k - 1]) >= 0 ? 0 : 1);   /* an untracked claim, then death */
+	EQ(reap(), 0);
+	EQ(put_pat(a, 8, 1), 1);
+	EQ(shmring_wait_readable(a, 200000000), -ETIMEDOUT);
+	EQ(lost(a), 0);
+	while (k)
+		shmring_free(extra[--k]);
+	CHECK(ok);
+	return PASS;
+}
+
 /* ---- runner ---- */
 
 struct tcase {
@@ -1576,6 +1603,7 @@ int main(int argc, char **argv)
 	add(t_mpmc_dead_producer, 4, "mpmc: dead producer's claim given up, cap=4");
 	add0(t_mpmc_dead_consumer, "mpmc: dead consumer's held slot given up");
 	add0(t_mpmc_live_claim_kept, "mpmc: a live claim is never given up");
+	add0(t_mpmc_untracked, "mpmc: attach table full -> no recovery, timeout");
 
 	for (int i = 0; i < ncases; i++) {
 		struct tcase *t = &cases[i];
