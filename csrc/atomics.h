@@ -31,6 +31,10 @@
 #define cas_relaxed(p, expp, v) \
 	atomic_compare_exchange_weak_explicit((p), (expp), (v), \
 		memory_order_relaxed, memory_order_relaxed)
+/* Release CAS: a claim that publishes the claimant's record of it (mpmc.c). */
+#define cas_release(p, expp, v) \
+	atomic_compare_exchange_weak_explicit((p), (expp), (v), \
+		memory_order_release, memory_order_relaxed)
 #define cas_seq_cst(p, expp, v) \
 	atomic_compare_exchange_weak_explicit((p), (expp), (v), \
 		memory_order_seq_cst, memory_order_relaxed)

@@ -167,6 +167,7 @@ static void put_publish(shmring_t *r, uint64_t len)
 	slot_meta(r, slot_at(r, t % r->capacity))->len = len;
 	store_relaxed(&r->hdr->tail, t + 1);
 	area(r)->step = PUT_DONE;
+	CRASH_POINT("locked-put-done");      /* published, its `full` token not posted */
 	sem_post(&area(r)->full);
 }
 
@@ -179,6 +180,7 @@ static int locked_try_put(shmring_t *r, const void *src, uint64_t len)
 	if ((rc = put_begin(r)) < 0)
 		return rc;
 	memcpy(slot_at(r, load_relaxed(&r->hdr->tail) % r->capacity), src, len);
+	CRASH_POINT("locked-put-written");   /* dies holding the mutex */
 	put_publish(r, len);
 	unlock(r);
 	return 1;
@@ -277,6 +279,7 @@ static void get_end(shmring_t *r)
 {
 	store_relaxed(&r->hdr->head, load_relaxed(&r->hdr->head) + 1);
 	area(r)->step = GET_DONE;
+	CRASH_POINT("locked-get-done");      /* consumed, its `empty` token not posted */
 	sem_post(&area(r)->empty);
 }
 

@@ -24,6 +24,24 @@
  * the position back (later ones may be claimed already), so it publishes the
  * slot marked SKIP, and consumers pass over it.
  *
+ * A claimant that dies between claim and publish (or, on the consumer side,
+ * between claim and hand-back) would stop the ring at its position forever.
+ * So every claim is recorded first: before its CAS a handle stores the range
+ * it is about to claim in its own claim record (one line per attach-table
+ * entry), and the CAS is a release, so whoever sees the counter past a
+ * position also sees the record of whoever claimed it.  A survivor that has
+ * waited for a while (wait.c's peer check, every 50 ms) looks at the position
+ * it waits on: claimed, not finished, and no live process's record covering
+ * it means its claimant died there.  The survivor then gives the position up:
+ * a dead producer's position is handed on to the next lap as if consumed
+ * (its message never existed) and head is moved past it; a dead consumer's
+ * message is handed back unread.  Each one is counted in hdr->lost.  A CAS
+ * on the turn word makes one survivor do it; a consumer that finds the turn
+ * handed on but head not moved helps move it (claim()).  Records are only
+ * conservative: a stale record of a live handle delays recovery, never
+ * causes it.  If some handle found the attach table full its claims are
+ * unrecorded, and survivors recover nothing (hdr->untracked).
+ *
  * Nothing read from shared memory can move an access out of the mapping: the
  * slot index is computed from the local capacity, lengths are checked.
  */
@@ -46,12 +64,27 @@ static int mpmc_init(shmring_t *r)
 	return 0;
 }
 
+static int mpmc_attach(shmring_t *r)
+{
+	r->claims = (struct shmring_claim *)(void *)r->hdr->kind_area;
+	return 0;
+}
+
+/* This handle's claim record; a forked child first takes an entry of its own. */
+static inline struct shmring_claim *my_claims(shmring_t *r)
+{
+	if (unlikely(!role_held(r->attach_epoch)))
+		attach_register(r);
+	return r->attach_idx >= 0 ? &r->claims[r->attach_idx] : NULL;
+}
+
 /* Claim up to max consecutive positions of `counter` whose slots have the turn
  * 2p + side (side 0: producers, 1: consumers).  Returns how many (>= 1), their
  * first position in *first, or -EAGAIN (full / empty / contended). */
 static int64_t claim(shmring_t *r, _Atomic uint64_t *counter, uint64_t side, uint64_t max,
 		     uint64_t *first)
 {
+	struct shmring_claim *rec = my_claims(r);
 	uint64_t pos = load_relaxed(counter);
 
 	for (int tries = 0; tries < MAX_TRIES; tries++) {
@@ -59,7 +92,7 @@ static int64_t claim(shmring_t *r, _Atomic uint64_t *counter, uint64_t side, uin
 
 		while (n < max) {
 			/* SYNC POINT: pairs with the release of seq that gave this
-			 * position its turn (publish or hand_back below). */
+			 * position its turn (publish, hand_back or give_up_dead). */
 			uint64_t seq = load_acquire(&meta_at(r, pos + n)->seq);
 			int64_t dif = (int64_t)(seq - (2 * (pos + n) + side));
 
@@ -72,15 +105,34 @@ static int64_t claim(shmring_t *r, _Atomic uint64_t *counter, uint64_t side, uin
 			break;                   /* not its turn yet: full or empty */
 		}
 		if (n == 0)
-			return -EAGAIN;
-		if (cas_relaxed(counter, &pos, pos + n)) {
+			break;
+		if (rec) {
+			store_relaxed(&rec->first[side], pos);
+			store_relaxed(&rec->end[side], pos + n);
+		}
+		/* SYNC POINT: release publishes the record above to a survivor
+		 * that acquire-loads the counter (give_up_dead). */
+		if (cas_release(counter, &pos, pos + n)) {
 			*first = pos;
 			return (int64_t)n;
 		}
 		continue;                        /* the failed CAS reloaded pos */
 reload:
-		pos = load_relaxed(counter);
+		{
+			uint64_t now = load_relaxed(counter);
+
+			/* The turn went on but head did not move.  A consumer moves
+			 * head before it hands the turn on (and our acquire of seq
+			 * made that move visible), so this is a survivor's give-up
+			 * of a dead producer's position whose head move is pending:
+			 * help it. */
+			if (side == 1 && now == pos)
+				cas_relaxed(counter, &now, pos + 1);
+			pos = load_relaxed(counter);
+		}
 	}
+	if (rec)   /* nothing claimed: the record must not cover anything */
+		store_relaxed(&rec->end[side], load_relaxed(&rec->first[side]));
 	return -EAGAIN;
 }
 
@@ -120,6 +172,7 @@ static int mpmc_try_put(shmring_t *r, const void *src, uint64_t len)
 		return -EMSGSIZE;
 	if ((rc = claim(r, &r->hdr->tail, 0, 1, &pos)) < 0)
 		return (int)rc;
+	CRASH_POINT("mpmc-put-claimed");
 	memcpy(slot_at(r, pos % r->capacity), src, len);
 	publish(r, pos, len);
 	notify(&r->hdr->data_waitq);
@@ -145,6 +198,8 @@ static int64_t mpmc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 	if ((rc = claim(r, &r->hdr->tail, 0, n, &pos)) < 0)
 		return rc;
 	for (i = 0; i < (uint64_t)rc; i++) {
+		if (i == 1)
+			CRASH_POINT("mpmc-put-many-half");   /* some of the batch published */
 		uint64_t len = lens ? lens[i] : r->slot_size;
 
 		memcpy(slot_at(r, (pos + i) % r->capacity), p, len);
@@ -206,6 +261,7 @@ static int64_t mpmc_try_front(shmring_t *r, uint64_t *len)
 
 		if (rc < 0)
 			return rc == -EAGAIN ? empty_rc(r) : rc;
+		CRASH_POINT("mpmc-get-claimed");
 		n = read_once(meta_at(r, pos)->len);
 		if (n == SKIP) {                /* abandoned by its producer */
 			hand_back(r, pos);
@@ -249,6 +305,8 @@ static int64_t mpmc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64
 		if ((rc = claim(r, &r->hdr->head, 1, max, &pos)) < 0)
 			return rc == -EAGAIN ? empty_rc(r) : rc;
 		for (uint64_t i = 0; i < (uint64_t)rc; i++) {
+			if (i == 1)
+				CRASH_POINT("mpmc-get-many-half");   /* some of the batch handed back */
 			uint64_t n = read_once(meta_at(r, pos + i)->len);
 
 			if (n <= r->slot_size) {
@@ -279,6 +337,73 @@ static int turn_ready(shmring_t *r, _Atomic uint64_t *counter, uint64_t side)
 	return (int64_t)(seq - (2 * pos + side)) >= 0 || load_acquire(&r->hdr->shutdown);
 }
 
+/* Does a live handle's record cover position pos of `side`?  A record of a
+ * live process that is stale or half-written covers too much, never too
+ * little: the claimant stores it before its claim and it stays until its
+ * next claim, which comes after the position is finished. */
+static int live_claim_covers(shmring_t *r, uint64_t side, uint64_t pos)
+{
+	for (unsigned i = 0; i < SHMRING_MAX_ATTACH; i++) {
+		uint64_t tok = load_acquire(&r->hdr->attached[i]);
+		uint64_t first = load_relaxed(&r->claims[i].first[side]);
+		uint64_t end = load_relaxed(&r->claims[i].end[side]);
+
+		if (tok && pos - first < end - first && peer_alive(tok))
+			return 1;
+	}
+	return 0;
+}
+
+/* Give up position q of `side` if its claimant died there (see the top of
+ * this file).  1 if it did, 0 if q is not a dead claim (or not provably).
+ * side 0: a producer's claim, seen by a consumer waiting at head = q for the
+ * message; side 1: a consumer's claim, seen by a producer waiting for the
+ * slot that q = tail - capacity still holds. */
+static int give_up_dead(shmring_t *r, uint64_t side, uint64_t q)
+{
+	_Atomic uint64_t *claimed = side ? &r->hdr->head : &r->hdr->tail;
+	struct shmring_slot_meta *m = meta_at(r, q);
+	uint64_t turn = 2 * q + side;
+
+	if (load_acquire(&m->seq) != turn)
+		return 0;                /* finished, or not q's claimant's turn */
+	/* SYNC POINT: pairs with the claimant's cas_release in claim(): seeing
+	 * the counter past q, we see the record it stored before claiming q. */
+	if (load_acquire(claimed) - q - 1 >= r->capacity)
+		return 0;                /* q is not claimed (or the counter is scribbled) */
+	if (load_relaxed(&r->hdr->untracked) || live_claim_covers(r, side, q))
+		return 0;
+	/* SYNC POINT: the CAS makes one survivor do it; release pairs with the
+	 * acquire in the claim() of the producer of q + capacity. */
+	if (!cas_acq_rel(&m->seq, &turn, 2 * (q + r->capacity)))
+		return 0;
+	rmw_add_seq_cst(&r->hdr->lost, 1);
+	if (side == 0)           /* consumers would help, but we know it is due */
+		cas_acq_rel(&r->hdr->head, &q, q + 1);
+	return 1;
+}
+
+/* wait.c's peer check: a waiter that has slept a while gives up the dead
+ * claims in its way.  A reader waits on the producer's claim at head; a
+ * writer on the slot of tail, which the consumer of tail - capacity may
+ * hold, or which was never published (a producer's claim at head).  Never
+ * PeerDied: the ring goes on without them. */
+static int mpmc_peer_dead(shmring_t *r, int reader)
+{
+	uint64_t n = 0, k;
+
+	while (n < r->capacity && give_up_dead(r, 0, load_relaxed(&r->hdr->head)))
+		n++;   /* head moves past each one given up */
+	for (k = 0; !reader && k < r->capacity &&
+	     give_up_dead(r, 1, load_relaxed(&r->hdr->tail) - r->capacity + k); k++)
+		n++;   /* a dead batch of gets: the slots after tail's too */
+	if (n) {   /* others may be asleep on what this freed */
+		notify(&r->hdr->data_waitq);
+		notify(&r->hdr->space_waitq);
+	}
+	return 0;
+}
+
 static int mpmc_writable(shmring_t *r)
 {
 	return turn_ready(r, &r->hdr->tail, 0);
@@ -298,6 +423,7 @@ static void mpmc_close(shmring_t *r)
 
 const struct ring_ops mpmc_ops = {
 	.init = mpmc_init,
+	.attach = mpmc_attach,
 	.try_put = mpmc_try_put,
 	.try_put_many = mpmc_try_put_many,
 	.try_reserve = mpmc_try_reserve,
@@ -308,5 +434,6 @@ const struct ring_ops mpmc_ops = {
 	.try_get_many = mpmc_try_get_many,
 	.writable = mpmc_writable,
 	.readable = mpmc_readable,
+	.peer_dead = mpmc_peer_dead,
 	.close = mpmc_close,
 };

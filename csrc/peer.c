@@ -135,14 +135,29 @@ void attach_register(shmring_t *r)
 {
 	uint64_t me = peer_self_token();
 
+	r->attach_epoch = load_relaxed(&peer_fork_epoch) + 1;
 	for (unsigned i = 0; i < SHMRING_MAX_ATTACH; i++) {
 		uint64_t cur = load_relaxed(&r->hdr->attached[i]);
 
 		if ((cur == 0 || !peer_alive(cur)) &&
-		    cas_acq_rel(&r->hdr->attached[i], &cur, me))
+		    cas_acq_rel(&r->hdr->attached[i], &cur, me)) {
+			r->attach_idx = (int)i;
+			if (r->claims) {
+				/* A dead holder's claims are not ours.  Until these
+				 * stores land a survivor may still see them under our
+				 * live token: that only delays its recovery. */
+				for (int side = 0; side < 2; side++) {
+					store_relaxed(&r->claims[i].first[side], 0);
+					store_relaxed(&r->claims[i].end[side], 0);
+				}
+			}
 			return;
+		}
 	}
-	/* Table full: this process is simply not listed ("pids where known"). */
+	/* Table full: this process is not listed ("pids where known"), and its
+	 * claims cannot be told from a dead one's: survivors stop recovering. */
+	r->attach_idx = -1;
+	store_relaxed(&r->hdr->untracked, 1);   /* before our first claim's release CAS */
 }
 
 void attach_unregister(shmring_t *r)

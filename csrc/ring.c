@@ -34,6 +34,7 @@ static int finish_open(shmring_t *r, shmring_t **out)
 	int rc;
 
 	r->spin_ns = DEFAULT_SPIN_NS;
+	crash_init();
 	if (r->ops->attach && (rc = r->ops->attach(r)) < 0)
 		return rc;
 	if (r->slot_size <= STAGE_MAX) {
@@ -165,6 +166,7 @@ int shmring_info(shmring_t *r, struct shmring_info *o)
 	o->dtype[SHMRING_DTYPE_MAX] = 0;
 	o->length = shmring_length(r);
 	o->shut_down = load_acquire(&r->hdr->shutdown) != 0;
+	o->lost = load_relaxed(&h->lost);
 	{
 		uint64_t p = load_acquire(&r->hdr->producer_role.token);
 		uint64_t c = load_acquire(&r->hdr->consumer_role.token);

@@ -50,6 +50,12 @@ struct shmring {
 	int64_t spin_ns;           /* how long a waiter spins before it sleeps */
 	char backing[16];
 
+	/* Our entry in the attach table (peer.c): -1 when the table was full.
+	 * attach_epoch is the fork epoch + 1 it was taken in (a child takes its own). */
+	int attach_idx;
+	uint64_t attach_epoch;
+	struct shmring_claim *claims;   /* the kind's claim records (MPMC), or NULL */
+
 	/* Producer side, owned by the role holder. */
 	uint64_t prod_epoch;       /* fork epoch + 1 while this handle holds the role */
 	uint64_t tail, tail_idx, head_cache;
@@ -98,6 +104,7 @@ static inline int role_held(uint64_t epoch)
 {
 	return epoch == load_relaxed(&peer_fork_epoch) + 1;
 }
+/* Take an entry in the attach table (and reset its claim record, if any). */
 void attach_register(shmring_t *r);
 void attach_unregister(shmring_t *r);
 
@@ -112,6 +119,13 @@ static inline void notify(struct shmring_waitq *q)
 	if (unlikely(rmw_add_seq_cst(&q->sleepers, 0)))
 		wait_wake_all(q);
 }
+
+/* crash.c: named crash points, a test hook armed by $SHMRING_CRASH */
+extern _Atomic int crash_armed;
+void crash_init(void);
+void crash_point_hit(const char *point);
+#define CRASH_POINT(point) \
+	do { if (unlikely(load_relaxed(&crash_armed))) crash_point_hit(point); } while (0)
 
 /* The kinds. */
 extern const struct ring_ops spsc_ops;

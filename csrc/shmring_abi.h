@@ -35,7 +35,7 @@
 #include <stdatomic.h>
 
 #define SHMRING_MAGIC      0x474e495200534853ull /* "SHS\0RING" little-endian */
-#define SHMRING_ABI        1u
+#define SHMRING_ABI        2u   /* 2: mpmc claim records, lost count */
 #define SHMRING_CACHELINE  64u
 #define SHMRING_SLOTS_OFF  4096u
 #define SHMRING_MAX_NDIM   8u
@@ -59,6 +59,16 @@ struct shmring_slot_meta {
 struct shmring_waitq {
 	_Atomic uint32_t seq;        /* the futex word */
 	_Atomic uint32_t sleepers;   /* processes in, or about to enter, futex_wait */
+};
+
+/* What one handle has claimed and not finished (MPMC): positions [first, end)
+ * of the producers' (side 0) or consumers' (side 1) counter.  One record per
+ * attach-table entry, a cache line each, in the MPMC kind area; a survivor
+ * reads them to tell a dead claimant's position from a live one's (mpmc.c). */
+struct shmring_claim {
+	_Atomic uint64_t first[2];
+	_Atomic uint64_t end[2];
+	uint8_t _pad[32];
 };
 
 struct shmring_role {
@@ -87,11 +97,12 @@ struct shmring_hdr {
 
 	/* 320: control, written rarely */
 	_Atomic uint32_t shutdown;
-	uint32_t _pad0;
+	_Atomic uint32_t untracked;  /* a handle found the attach table full (peer.c) */
 	struct shmring_role producer_role;
 	struct shmring_role consumer_role;
 	uint64_t creator;            /* token of the creating process */
-	uint8_t _pad1[32];
+	_Atomic uint64_t lost;       /* messages of dead peers given up by survivors */
+	uint8_t _pad1[24];
 
 	/* 384 */
 	_Atomic uint64_t attached[SHMRING_MAX_ATTACH];
@@ -119,6 +130,7 @@ struct shmring_hdr {
 _Static_assert(sizeof(struct shmring_hdr) == SHMRING_SLOTS_OFF, "header is one page");
 _Static_assert(offsetof(struct shmring_hdr, ndim) == 64, "description on line 1");
 _Static_assert(offsetof(struct shmring_hdr, shutdown) == 320, "control line");
+_Static_assert(offsetof(struct shmring_hdr, creator) == 344, "creator token (tests read it)");
 _Static_assert(offsetof(struct shmring_hdr, attached) == 384, "attach table");
 _Static_assert(offsetof(struct shmring_hdr, tail) == 1024, "producer line");
 _Static_assert(offsetof(struct shmring_hdr, head) - offsetof(struct shmring_hdr, tail) >= 128,
@@ -127,6 +139,9 @@ _Static_assert(offsetof(struct shmring_hdr, data_waitq) == 1280, "wait queues");
 _Static_assert(offsetof(struct shmring_hdr, space_waitq) == 1408, "wait queues apart");
 _Static_assert(offsetof(struct shmring_hdr, kind_area) == 2048, "kind area");
 _Static_assert(sizeof(struct shmring_slot_meta) == 16, "slot metadata");
+_Static_assert(sizeof(struct shmring_claim) == SHMRING_CACHELINE, "a claim record per line");
+_Static_assert(SHMRING_MAX_ATTACH * sizeof(struct shmring_claim) <= 4096 - 2048,
+	       "claim records fit the kind area");
 /* Shared atomics must not hide a lock: a lock would be process-local. */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");

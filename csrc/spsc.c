@@ -148,6 +148,7 @@ static inline void publish(shmring_t *r, uint64_t n, uint64_t idx)
 {
 	r->tail += n;
 	r->tail_idx = idx;
+	CRASH_POINT("spsc-put-written");     /* written, not published: lost */
 	/* SYNC POINT: publishes the slots written before it; pairs with the
 	 * acquire of tail in load_tail(). */
 	store_release(&r->hdr->tail, r->tail);
@@ -158,6 +159,7 @@ static inline void consume(shmring_t *r, uint64_t n, uint64_t idx)
 {
 	r->head += n;
 	r->head_idx = idx;
+	CRASH_POINT("spsc-get-read");        /* read, not released: delivered again */
 	/* SYNC POINT: hands the slots back after our reads of them; pairs with
 	 * the acquire of head in free_slots(). */
 	store_release(&r->hdr->head, r->head);

@@ -59,9 +59,10 @@ def test_locked_mutex_holder_killed_in_recv(name):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["spsc", "mpmc", "locked"])
 def test_survivors_finish_or_time_out(name, kind):
-    """A producer killed at a random moment of a stream: the consumer finishes, or
-    times out within its bound (mpmc: a position claimed by the dead producer and
-    never published), never hangs; every message it did get is intact and in order."""
+    """A producer killed at a random moment of a stream: the consumer gets PeerDied
+    (spsc: the role's holder died) or times out within its bound once the stream
+    has stopped (mpmc gives up a position the dead producer claimed and never
+    published), never hangs; every message it did get is intact and in order."""
     with shmring.create(name, 4, slot_size=16, kind=kind) as r:
         producer = spawn_python("""
             import struct, sys, shmring

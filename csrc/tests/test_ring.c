@@ -54,7 +54,7 @@ static char names[8][256];
 static int nnames, name_seq;
 static shmring_t *handles[16];
 static int nhandles;
-static int fds[4], nfds;
+static int fds[8], nfds;
 static pid_t child;
 
 static const char *ring_name(void)
@@ -876,7 +876,8 @@ struct hostile {
 static const struct hostile hostile[] = {
 	{ "magic=0", FIELD(magic), 0, 0, -EPROTO },
 	{ "magic=garbage", FIELD(magic), 0x4141414141414141ull, 0, -EPROTO },
-	{ "abi=2", FIELD(abi), 2, 0, -EPROTONOSUPPORT },
+	{ "abi=ours+1", FIELD(abi), SHMRING_ABI + 1, 0, -EPROTONOSUPPORT },
+	{ "abi=1 (before claim records)", FIELD(abi), 1, 0, -EPROTONOSUPPORT },
 	{ "abi=~0", FIELD(abi), UINT32_MAX, 0, -EPROTONOSUPPORT },
 	{ "abi=0 (never published)", FIELD(abi), 0, 0, -EAGAIN },
 	{ "kind=0", FIELD(kind), 0, 0, -EBADMSG },
@@ -1356,6 +1357,149 @@ static int t_stale_tokens(void)
 	return PASS;
 }
 
+/* ---- MPMC: a claimant that dies (mpmc.c: claim records, give_up_dead) ---- */
+
+static shmring_t *mk_mpmc(const char *name, uint64_t cap)
+{
+	struct shmring_params p = t_ring_params(SHMRING_MPMC, cap, 8);
+
+	return mk_p(name, &p);
+}
+
+static uint64_t lost(shmring_t *r)
+{
+	struct shmring_info i;
+
+	shmring_info(r, &i);
+	return i.lost;
+}
+
+/* A producer dies between claim and publish: survivors give the position up
+ * (counted lost) and the stream goes on, at capacity 1 (the writer must do
+ * it) and above (the reader does). */
+static int t_mpmc_dead_producer(long cap)
+{
+	const char *n = ring_name();
+	shmring_t *a = mk_mpmc(n, (uint64_t)cap);
+	int64_t t0;
+	pid_t pid;
+
+	CHECK(a);
+	EQ(put_pat(a, 8, 1), 1);
+	CHECK(got(a, 8, 1));
+	CHECK((pid = spawn()) >= 0);
+	if (pid == 0) {
+		shmring_t *b = NULL;
+
+		_exit(shmring_attach(n, 0, &b) == 0 && shmring_try_reserve(b) >= 0 ? 0 : 1);
+	}
+	EQ(reap(), 0);
+	EQ(shmring_try_get_staged(a), -EAGAIN);       /* the dead claim is in the way */
+	t0 = t_now_ns();
+	if (cap == 1) {
+		EQ(put_pat(a, 8, 2), -EAGAIN);
+		EQ(shmring_wait_writable(a, 2000000000), 0);
+		EQ(put_pat(a, 8, 2), 1);
+	} else {
+		EQ(put_pat(a, 8, 2), 1);
+		EQ(shmring_wait_readable(a, 2000000000), 0);
+	}
+	CHECK(t_now_ns() - t0 < 1000000000);
+	CHECK(got(a, 8, 2));
+	EQ(lost(a), 1);
+	EQ(put_pat(a, 8, 3), 1);                       /* and it goes on */
+	CHECK(got(a, 8, 3));
+	return PASS;
+}
+
+/* A consumer dies holding a message (recv): a waiting producer gives it up. */
+static int t_mpmc_dead_consumer(void)
+{
+	const char *n = ring_name();
+	shmring_t *a = mk_mpmc(n, 2);
+	uint64_t len;
+	pid_t pid;
+
+	CHECK(a);
+	EQ(put_pat(a, 8, 1), 1);
+	EQ(put_pat(a, 8, 2), 1);
+	CHECK((pid = spawn()) >= 0);
+	if (pid == 0) {
+		shmring_t *b = NULL;
+
+		_exit(shmring_attach(n, 0, &b) == 0 && shmring_try_front(b, &len) >= 0 ? 0 : 1);
+	}
+	EQ(reap(), 0);
+	EQ(put_pat(a, 8, 3), -EAGAIN);                 /* message 1's slot is held */
+	EQ(shmring_wait_writable(a, 2000000000), 0);
+	EQ(put_pat(a, 8, 3), 1);
+	EQ(lost(a), 1);
+	CHECK(got(a, 8, 2));
+	CHECK(got(a, 8, 3));
+	return PASS;
+}
+
+/* A live claimant that is merely slow is never given up. */
+static int t_mpmc_live_claim_kept(void)
+{
+	const char *n = ring_name();
+	shmring_t *a = mk_mpmc(n, 4);
+	int go[2], ready[2];
+	char c = 0;
+	pid_t pid;
+
+	CHECK(a);
+	CHECK(pipe(go) == 0 && pipe(ready) == 0);
+	fds[nfds++] = go[0], fds[nfds++] = go[1], fds[nfds++] = ready[0], fds[nfds++] = ready[1];
+	CHECK((pid = spawn()) >= 0);
+	if (pid == 0) {
+		shmring_t *b = NULL;
+		int64_t idx;
+
+		if (shmring_attach(n, 0, &b) < 0 || (idx = shmring_try_reserve(b)) < 0)
+			_exit(1);
+		pattern(slot_ptr(b, idx), 8, 7);
+		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(2);
+		_exit(shmring_commit(b, 8) == 0 ? 0 : 3);
+	}
+	CHECK(read(ready[0], &c, 1) == 1);
+	EQ(shmring_wait_readable(a, 300000000), -ETIMEDOUT);   /* 6 peer checks */
+	EQ(lost(a), 0);
+	CHECK(write(go[1], &c, 1) == 1);
+	EQ(reap(), 0);
+	EQ(shmring_wait_readable(a, 2000000000), 0);
+	CHECK(got(a, 8, 7));
+	return PASS;
+}
+
+/* A handle that found the attach table full makes claims nobody can attribute:
+ * survivors then give up nothing (and a wait on a dead claim times out). */
+static int t_mpmc_untracked(void)
+{
+	const char *n = ring_name();
+	shmring_t *a = mk_mpmc(n, 4), *extra[SHMRING_MAX_ATTACH];
+	unsigned k = 0;
+	pid_t pid;
+	int ok = 1;
+
+	CHECK(a);
+	while (k < SHMRING_MAX_ATTACH && shmring_attach(n, 0, &extra[k]) == 0)
+		k++;                      /* the creator has one entry: the last one finds it full */
+	ok = k == SHMRING_MAX_ATTACH && load_relaxed(&hdr(a)->untracked) == 1;
+	CHECK((pid = spawn()) >= 0);
+	if (pid == 0)
+		_exit(shmring_try_reserve(extra[k - 1]) >= 0 ? 0 : 1);   /* an untracked claim, then death */
+	EQ(reap(), 0);
+	EQ(put_pat(a, 8, 1), 1);
+	EQ(shmring_wait_readable(a, 200000000), -ETIMEDOUT);
+	EQ(lost(a), 0);
+	while (k)
+		shmring_free(extra[--k]);
+	CHECK(ok);
+	return PASS;
+}
+
 /* ---- runner ---- */
 
 struct tcase {
@@ -1455,6 +1599,11 @@ int main(int argc, char **argv)
 	add(t_fork_dead_holder, 1, "roles: holder exited, zombie -> claimable");
 	add0(t_stale_tokens, "roles: stale and reused-pid tokens");
 	add0(t_wait_dead_peer, "wait on a dead peer -> -EOWNERDEAD");
+	add(t_mpmc_dead_producer, 1, "mpmc: dead producer's claim given up, cap=1");
+	add(t_mpmc_dead_producer, 4, "mpmc: dead producer's claim given up, cap=4");
+	add0(t_mpmc_dead_consumer, "mpmc: dead consumer's held slot given up");
+	add0(t_mpmc_live_claim_kept, "mpmc: a live claim is never given up");
+	add0(t_mpmc_untracked, "mpmc: attach table full -> no recovery, timeout");
 
 	for (int i = 0; i < ncases; i++) {
 		struct tcase *t = &cases[i];
