@@ -183,5 +183,5 @@ def next_count(wl: Workload, n: int, secs: float, target_s: float) -> int:
     """The next trial's size: about target_s seconds at the rate just measured."""
     want = int(n * target_s / max(secs, 1e-6))
     lo, hi = wl.limits
-    want = max(lo, min(hi, want, 4 * n))
+    want = max(lo, min(hi, want, 32 * n))
     return max(wl.step, want // wl.step * wl.step)
