@@ -43,20 +43,28 @@ def plot(path: str, cases: list[Case], machine: dict[str, Any]) -> None:
             p99 = [lat.p99 if (lat := latency(c)) else 0.0 for c in rows]
             ax.plot(p99, list(y), "k|", markersize=10, label="p99")
             ax.legend(loc="lower right", fontsize=8)
+            vals_for_lim = vals + p99
             ax.set_xlabel("round trip, µs (p50 bar, p99 tick; shorter is better)", fontsize=8)
             texts = [f"{us(v)} µs" for v in vals]
         else:
             ax.set_xlabel(f"{wl.unit} (longer is better)", fontsize=8)
             texts = [si(v) for v in vals]
+            vals_for_lim = vals
         for yi, v, t in zip(y, vals, texts):
             ax.text(v, yi, " " + t, va="center", fontsize=7)
         ax.set_title(wl.title, fontsize=10, loc="left")
         ax.grid(axis="x", which="both", alpha=0.3)
-        lo, hi = min(v for v in vals if v > 0), max(vals)
-        ax.set_xlim(lo / 2, hi * 6)
+        lo, hi = min(v for v in vals if v > 0), max(vals_for_lim)
+        ax.set_xlim(lo / 2, hi * 4)
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=SHMRING, label="shmring"), Patch(color=PEER, label="peers"),
+                        Patch(color=REF, label="np.copyto, one process")],
+               loc="upper left", bbox_to_anchor=(0.005, 1 - 0.3 / (sum(heights) + 1.2)), ncol=3, fontsize=8,
+               frameon=False)
     fig.suptitle(f"shmring bench ({machine['mode']}), {machine['date']}: {machine['cpu']}, "
                  f"{machine['cpus_usable']} CPUs; producer and consumer pinned to different cores",
-                 fontsize=9)
-    fig.tight_layout()
+                 fontsize=9, x=0.01, ha="left", y=0.995)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / (sum(heights) + 1.2)))
     fig.savefig(path, dpi=110)
     plt.close(fig)

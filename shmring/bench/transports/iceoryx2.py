@@ -11,22 +11,36 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from ..transport import Receiver, Sender, Spec, Transport
+from ..transport import CALL_TIMEOUT, Receiver, Sender, Spec, Transport
 
 
-def _service(node: Any, name: str, depth: int) -> Any:
+def _service(node: Any, name: str, depth: int, create: bool) -> Any:
+    """The producer creates the service, the consumer opens it once it exists (both
+    calling open_or_create at once sometimes left one waiting for seconds here)."""
     import iceoryx2 as iox2  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-    return (node.service_builder(iox2.ServiceName.new(name))
-            .publish_subscribe(iox2.Slice[ctypes.c_uint8])
-            .enable_safe_overflow(False).history_size(0)
-            .subscriber_max_buffer_size(depth).max_publishers(1).max_subscribers(1)
-            .open_or_create())
+    def builder() -> Any:
+        return (node.service_builder(iox2.ServiceName.new(name))
+                .publish_subscribe(iox2.Slice[ctypes.c_uint8])
+                .enable_safe_overflow(False).history_size(0)
+                .subscriber_max_buffer_size(depth).max_publishers(1).max_subscribers(1))
+
+    if create:
+        return builder().create()
+    deadline = time.monotonic() + CALL_TIMEOUT
+    while True:
+        try:
+            return builder().open()
+        except Exception:  # noqa: BLE001 - not created yet: iceoryx2 raises its own error types
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.001)
 
 
 def _node() -> Any:
@@ -112,7 +126,7 @@ class Iceoryx2Transport(Transport):
         import iceoryx2 as iox2
 
         name, size, depth = ch
-        svc = _service(_node(), name, depth)
+        svc = _service(_node(), name, depth, create=True)
         pub = (svc.publisher_builder().initial_max_slice_len(size)
                .backpressure_strategy(iox2.BackpressureStrategy.RetryUntilDelivered).create())
         stack.callback(pub.delete)
@@ -120,6 +134,6 @@ class Iceoryx2Transport(Transport):
 
     def receiver(self, ch: tuple[str, int, int], stack: contextlib.ExitStack) -> Receiver:
         name, _, depth = ch
-        sub = _service(_node(), name, depth).subscriber_builder().buffer_size(depth).create()
+        sub = _service(_node(), name, depth, create=False).subscriber_builder().buffer_size(depth).create()
         stack.callback(sub.delete)
         return _IoxReceiver(sub)
