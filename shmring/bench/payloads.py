@@ -49,6 +49,12 @@ def blocks64() -> list[np.ndarray]:
 
 
 @functools.cache
+def block_bytes64() -> list[bytes]:
+    """Each whole batch's bytes, for comparing a whole batch without slicing flat64()."""
+    return [b.tobytes() for b in blocks64()]
+
+
+@functools.cache
 def flat64() -> bytes:
     """The pool's bytes, message after message (plus the repeated rows)."""
     return pool64().tobytes()

@@ -67,22 +67,22 @@ def copy_ref(c: Case, cases: list[Case]) -> Case | None:
     return next((p for p in cases if p.workload is c.workload and p.transport.solo and p.ok), None)
 
 
-def target(c: Case, cases: list[Case]) -> tuple[str, bool | None] | None:
-    """The issue's target, judged on shmring spsc's default row only."""
+def target(c: Case, cases: list[Case]) -> tuple[str, bool | None, str] | None:
+    """The issue's target, judged on shmring spsc's default row only: (text, met, measured)."""
     t = c.workload.target
     tr = c.transport
     if t is None or not tr.shmring or getattr(tr, "kind", "") != "spsc" or getattr(tr, "regime", None):
         return None
     if t.kind == "rate":
         m = median(c)
-        return t.text, None if m is None else m >= t.value
-    if t.kind == "ratio_copy":
-        r = ratio(c, copy_ref(c, cases))
-        return t.text, None if r is None else r >= t.value
-    r = ratio(c, best_peer(c, cases))
-    if r is None:
-        return t.text, None
-    return t.text, (r <= t.value) if t.kind == "rtt_peer" else (r >= t.value)
+        return t.text, None if m is None else m >= t.value, "" if m is None else f"{si(m)} {c.workload.unit}"
+    ref = copy_ref(c, cases) if t.kind == "ratio_copy" else best_peer(c, cases)
+    r = ratio(c, ref)
+    if r is None or ref is None:
+        return t.text, None, "not measured"
+    met = (r <= t.value) if t.kind == "rtt_peer" else (r >= t.value)
+    what = "p50 " if t.kind == "rtt_peer" else ""
+    return t.text, met, f"{what}{r:.2f}× {ref.label}"
 
 
 def si(x: float) -> str:
@@ -227,8 +227,8 @@ def markdown(out: TextIO, cases: list[Case], m: dict[str, Any], seed: bool) -> N
     verdicts = [(c, t) for c in cases if (t := target(c, cases)) is not None]
     if verdicts:
         w("\n### Targets (shmring spsc, this run)\n\n")
-        for c, (text, met) in verdicts:
-            w(f"- {c.workload.title}: {text}: {VERDICT[met]}\n")
+        for c, (text, met, measured) in verdicts:
+            w(f"- {c.workload.title}: {text}: {VERDICT[met]} ({measured})\n")
 
 
 def to_json(cases: list[Case], machine: dict[str, Any]) -> dict[str, Any]:
@@ -247,7 +247,7 @@ def to_json(cases: list[Case], machine: dict[str, Any]) -> dict[str, Any]:
             "max": max(c.rates, default=None) if not c.workload.latency else max((x.p50 for x in c.latencies), default=None),
             "best_peer": None if peer is None else peer.label, "ratio_vs_best_peer": ratio(c, peer),
             "ratio_vs_np_copyto": ratio(c, ref) if c.workload.frame else None,
-            "target": None if t is None else {"text": t[0], "met": t[1]},
+            "target": None if t is None else {"text": t[0], "met": t[1], "measured": t[2]},
             **({"details_per_round": c.details} if c.workload.party else {}),
         })
     return {"machine": machine, "cases": rows, "seed_table": seed_rows(cases)}
