@@ -105,3 +105,36 @@ def test_a_transport_that_loses_data_fails(monkeypatch: pytest.MonkeyPatch) -> N
     assert rows["lossy pipe"][1].startswith("**FAILED**")
     assert "DataError" in rows["lossy pipe"][1] and "lost, reordered or corrupted" in rows["lossy pipe"][1]
     assert rows["os.pipe"][1] != "" and not rows["os.pipe"][1].startswith("**FAILED**")
+
+
+class _CorruptingSender(StreamSender):
+    """Flips one byte in the middle of frame 60 (neither stamp word)."""
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self.count = 0
+
+    def send_frame(self, frame: Any) -> None:
+        self.count += 1
+        if self.count == 60:
+            frame = frame.copy()
+            frame[len(frame) // 2 + 3] ^= 0x40
+        super().send_frame(frame)
+
+
+class _Corrupting(PipeTransport):
+    name = "corrupting pipe"
+
+    def sender(self, ch: Any, stack: contextlib.ExitStack) -> T.Sender:
+        s = super().sender(ch, stack)
+        assert isinstance(s, StreamSender)
+        return _CorruptingSender(s._end, s.is_socket)
+
+
+def test_a_corrupted_frame_fails_its_checksum(monkeypatch: pytest.MonkeyPatch) -> None:
+    rc, md, _ = _run(monkeypatch, [PipeTransport(), _Corrupting()], only=["frame64k"])
+    assert rc == 1
+    rows = {r[0]: r for r in _table_rows(md, "64 KiB numpy frames")}
+    assert rows["corrupting pipe"][1].startswith("**FAILED**")
+    assert "checksum mismatch: corrupted" in rows["corrupting pipe"][1]
+    assert not rows["os.pipe"][1].startswith("**FAILED**")

@@ -1,7 +1,8 @@
 """The run as one PNG: a panel per workload, one bar per transport (log scale), shmring
-in colour, peers in grey, np.copyto hatched; round trips as p50 bars with a p99 tick."""
+in orange, peers in grey, np.copyto in blue; round trips as p50 bars with a p99 tick."""
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from .report import latency, median, si, us
@@ -13,9 +14,7 @@ SHMRING, PEER, REF = "#d9480f", "#868e96", "#1c7ed6"
 
 def available() -> str | None:
     """None if matplotlib can be used, else why not."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:
         return "matplotlib is not installed: pip install 'shmring[bench]'"
     return None
 
