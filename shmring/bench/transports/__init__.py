@@ -1,0 +1,1 @@
+"""One adapter per transport, each behind shmring.bench.transport's interface."""
