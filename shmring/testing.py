@@ -1,12 +1,23 @@
 """Helpers for testing code that uses shmring (shipped, like iceoryx2's testing module)."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import tempfile
 import uuid
 import zlib
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from . import _hugepages
+from ._hugepages import RingFile, ring_files
 
 SHM_DIR = "/dev/shm"
 PREFIX = "shmring."
+
+__all__ = ["HugePageHost", "RingFile", "check_payload", "huge_pages", "payload", "ring_files", "ring_path",
+           "segments", "set_nr_hugepages", "unique_name"]
 
 
 def unique_name(tag: str = "t") -> str:
@@ -15,11 +26,17 @@ def unique_name(tag: str = "t") -> str:
 
 
 def segments() -> set[str]:
-    """Names of the rings present in /dev/shm now."""
-    try:
-        return {f[len(PREFIX):] for f in os.listdir(SHM_DIR) if f.startswith(PREFIX)}
-    except FileNotFoundError:
-        return set()
+    """Names of the rings present now: in /dev/shm (memfd-hugetlb stubs included)
+    and in every hugetlbfs directory ($SHMRING_HUGETLBFS and the mounts)."""
+    return {f.name for f in ring_files()}
+
+
+def ring_path(name: str) -> str | None:
+    """The file attach would open for this name, or None."""
+    for f in ring_files():
+        if f.name == name:
+            return f.path
+    return None
 
 
 def payload(producer: int, seq: int, size: int) -> bytes:
@@ -36,3 +53,102 @@ def check_payload(msg: bytes) -> tuple[int, int]:
     if len(msg) < 16 or zlib.crc32(body) != crc:
         raise ValueError(f"corrupted message of {len(msg)} bytes")
     return int.from_bytes(body[:4], "little"), int.from_bytes(body[4:12], "little")
+
+
+# -- huge pages on a test host ------------------------------------------------------
+NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
+_CLONE_NEWNS = 0x00020000
+_MS_REC, _MS_PRIVATE, _MNT_DETACH = 0x4000, 0x40000, 2
+
+
+class HugePageHost(NamedTuple):
+    """What huge_pages() set up: a hugetlbfs directory and its page size."""
+
+    dir: str
+    page_size: int
+    mounted: bool      # a temporary mount made for this block
+    reserved: int      # pages added to vm.nr_hugepages for this block
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _call(rc: int, what: str) -> None:
+    import ctypes
+
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _read_int(path: str) -> int:
+    with open(path) as f:
+        return int(f.read())
+
+
+def _write_int(path: str, value: int) -> None:
+    with open(path, "w") as f:
+        f.write(f"{value}\n")
+
+
+def set_nr_hugepages(n: int) -> int:
+    """Ask the kernel for a pool of n default-size huge pages; returns what it gave
+    (fewer when memory is fragmented).  Root only."""
+    _write_int(NR_HUGEPAGES, n)
+    return _read_int(NR_HUGEPAGES)
+
+
+@contextlib.contextmanager
+def huge_pages(pages: int) -> Iterator[HugePageHost]:
+    """As root: at least `pages` free huge pages and a writable hugetlbfs directory
+    for the block, and the host exactly as it was afterwards, also on failure.
+
+    vm.nr_hugepages is raised only as far as needed, and put back.  If no
+    hugetlbfs mount is usable, one is made on a temporary directory inside a
+    private mount namespace of the calling thread: this process and the
+    processes it starts see it, nothing else on the host does, so other
+    processes' rings never land in it; it goes away with the block.
+    """
+    if os.geteuid() != 0:
+        raise PermissionError("huge_pages() needs root: it sets vm.nr_hugepages and mounts hugetlbfs")
+    saved = _read_int(NR_HUGEPAGES)
+    libc = ns = tmp = None
+    mounted = False
+    try:
+        have = _hugepages.pool()
+        short = pages - (have.free - have.reserved)
+        if short > 0:
+            got = set_nr_hugepages(have.total + short)
+            if got < have.total + short:
+                raise OSError(errno.ENOMEM, f"the kernel reserved {got} of {have.total + short} huge pages "
+                                            "(memory too fragmented)")
+        dirs = [d for d in _hugepages.hugetlbfs_dirs() if os.access(d, os.W_OK | os.X_OK)]
+        if dirs:
+            target = dirs[0]
+        else:
+            libc = _libc()
+            ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            _call(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+            # Private, so that the mount cannot propagate back to the host's namespace.
+            _call(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+            tmp = tempfile.mkdtemp(prefix="shmring-hugetlbfs-")
+            _call(libc.mount(b"none", tmp.encode(), b"hugetlbfs", 0, b"mode=1777"), f"mount hugetlbfs on {tmp}")
+            mounted, target = True, tmp
+        yield HugePageHost(target, _hugepages.hugetlbfs_page_size(target), mounted, max(short, 0))
+    finally:
+        try:
+            if mounted and libc.umount2(tmp.encode(), 0) != 0:
+                # Something still maps a file there: detach now, freed when unmapped.
+                _call(libc.umount2(tmp.encode(), _MNT_DETACH), f"umount -l {tmp}")
+            if ns is not None:
+                _call(libc.setns(ns, _CLONE_NEWNS), "setns back to the host's mount namespace")
+            if tmp is not None:
+                os.rmdir(tmp)
+        finally:
+            if ns is not None:
+                os.close(ns)
+            if _read_int(NR_HUGEPAGES) != saved:
+                set_nr_hugepages(saved)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import shmring
-from shmring.testing import segments, unique_name
+from shmring.testing import ring_path, segments, unique_name
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,7 +36,7 @@ OFF_CREATOR = 344  # header: token of the creating process (csrc/shmring_abi.h)
 def _made_elsewhere(name: str) -> bool:
     """True for a ring created by another live process (a parallel test run, say)."""
     try:
-        with open(shm_path(name), "rb") as f:
+        with open(ring_path(name) or shm_path(name), "rb") as f:
             f.seek(OFF_CREATOR)
             pid = int.from_bytes(f.read(8), "little") >> 32
     except OSError:
