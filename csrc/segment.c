@@ -219,6 +219,10 @@ static int create_backed(const char *name, const struct shmring_params *p, uint6
 			return n;
 		rc = -ENODEV;
 		for (int i = 0; i < n; i++) {
+			/* "auto" spends no huge page on a ring smaller than one: it
+			 * would take a whole page of the pool to gain nothing. */
+			if (p->hugepages == SHMRING_HUGE_AUTO && bytes < hugetlbfs_page_size(d.dir[i]))
+				continue;
 			if ((rc = ring_path(d.dir[i], name, path, sizeof(path))) < 0)
 				return rc;
 			rc = try_create(path, name, BACKING_HUGETLBFS, bytes, p->mode, r);
@@ -232,8 +236,7 @@ static int create_backed(const char *name, const struct shmring_params *p, uint6
 				return rc;   /* the caller chose that directory: no other place */
 			return try_create(NULL, name, BACKING_MEMFD, bytes, p->mode, r);
 		}
-		/* THP only for rings of at least one huge page: a smaller one would
-		 * take a whole 2 MiB of memory to gain nothing. */
+		/* THP, by the same rule: at least one huge page. */
 		if (bytes >= thp_page_size() && shm_thp_allowed()) {
 			if ((rc = ring_path(SHM_DIR, name, path, sizeof(path))) < 0)
 				return rc;

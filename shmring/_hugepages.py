@@ -96,7 +96,9 @@ def _nr_hugepages() -> str:
         return "?"
 
 
-def _thp_words(nbytes: int) -> str:
+def _thp_words(nbytes: int, backing: str) -> str:
+    if backing == "thp":
+        return "transparent huge pages instead (best effort: the kernel may split them later)"
     if not lib.shmring_thp_allowed():
         return ("no transparent huge pages for /dev/shm files (the /dev/shm mount has no "
                 "huge=always|within_size|advise and shmem_enabled is not 'force')")
@@ -112,6 +114,9 @@ def explain(nbytes: int, hugetlbfs: Any, backing: str | None) -> str:
     p = pool()
     need = math.ceil(nbytes / p.page_size)
     env = os.environ.get("SHMRING_HUGETLBFS")
+    if backing in ("shm", "thp") and nbytes < p.page_size:
+        return (f"the ring ({math.ceil(nbytes / 1024)} KiB) is smaller than one huge page "
+                f"({p.page_size >> 10} kB): 'auto' keeps it on 4 KiB pages; hugepages='require' forces one")
     if hugetlbfs == "" or hugetlbfs is False:
         parts.append("no hugetlbfs directory was asked for (hugetlbfs=False)")
     else:
@@ -133,5 +138,5 @@ def explain(nbytes: int, hugetlbfs: Any, backing: str | None) -> str:
         parts.append("so the ring is anonymous huge memory (memfd-hugetlb): attach by name works only "
                      "while this process holds it, or pass ring.fileno() over a Unix socket")
     elif backing in ("shm", "thp"):
-        parts.append(_thp_words(nbytes))
+        parts.append(_thp_words(nbytes, backing))
     return "; ".join(parts)

@@ -271,7 +271,7 @@ def _name_of_fd(fd: int) -> str:
         link = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return f"fd{fd}"
-    base = link.rpartition("/")[2].removesuffix(" (deleted)")
+    base = link.rpartition("/")[2].removesuffix(" (deleted)").removeprefix("memfd:")
     return base.removeprefix(_hugepages.PREFIX) if base.startswith(_hugepages.PREFIX) else link
 
 

@@ -7,7 +7,7 @@ import os
 import tempfile
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from . import _hugepages
@@ -16,8 +16,8 @@ from ._hugepages import RingFile, ring_files
 SHM_DIR = "/dev/shm"
 PREFIX = "shmring."
 
-__all__ = ["HugePageHost", "RingFile", "check_payload", "huge_pages", "payload", "ring_files", "ring_path",
-           "segments", "set_nr_hugepages", "unique_name"]
+__all__ = ["HugePageHost", "RingFile", "check_payload", "huge_pages", "payload", "ring_files", "private_mounts",
+           "ring_path", "segments", "set_nr_hugepages", "unique_name"]
 
 
 def unique_name(tag: str = "t") -> str:
@@ -102,21 +102,50 @@ def set_nr_hugepages(n: int) -> int:
 
 
 @contextlib.contextmanager
+def private_mounts() -> Iterator[Callable[[str, str, str], None]]:
+    """Run the block in a private mount namespace of the calling thread (root only).
+
+    Yields mount(fstype, target, options).  The mounts are seen by this thread and
+    the processes it starts, by nothing else on the host, and never propagate
+    back; at the end they are unmounted (detached if something still maps a
+    file there) and the thread returns to its namespace.
+    """
+    libc = _libc()
+    made: list[bytes] = []
+    ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _call(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        try:
+            _call(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+
+            def mount(fstype: str, target: str, options: str = "") -> None:
+                _call(libc.mount(fstype.encode(), target.encode(), fstype.encode(), 0, options.encode() or None),
+                      f"mount -t {fstype} -o {options!r} {target}")
+                made.append(target.encode())
+
+            yield mount
+        finally:
+            for target in reversed(made):
+                if libc.umount2(target, 0) != 0:
+                    _call(libc.umount2(target, _MNT_DETACH), f"umount -l {target.decode()}")
+            _call(libc.setns(ns, _CLONE_NEWNS), "setns back to the original mount namespace")
+    finally:
+        os.close(ns)
+
+
+@contextlib.contextmanager
 def huge_pages(pages: int) -> Iterator[HugePageHost]:
     """As root: at least `pages` free huge pages and a writable hugetlbfs directory
     for the block, and the host exactly as it was afterwards, also on failure.
 
     vm.nr_hugepages is raised only as far as needed, and put back.  If no
-    hugetlbfs mount is usable, one is made on a temporary directory inside a
-    private mount namespace of the calling thread: this process and the
-    processes it starts see it, nothing else on the host does, so other
-    processes' rings never land in it; it goes away with the block.
+    hugetlbfs mount is usable, one is made on a temporary directory inside
+    private_mounts(): this process and the processes it starts see it, nothing
+    else on the host does (other processes' rings never land in it).
     """
     if os.geteuid() != 0:
         raise PermissionError("huge_pages() needs root: it sets vm.nr_hugepages and mounts hugetlbfs")
     saved = _read_int(NR_HUGEPAGES)
-    libc = ns = tmp = None
-    mounted = False
     try:
         have = _hugepages.pool()
         short = pages - (have.free - have.reserved)
@@ -127,28 +156,14 @@ def huge_pages(pages: int) -> Iterator[HugePageHost]:
                                             "(memory too fragmented)")
         dirs = [d for d in _hugepages.hugetlbfs_dirs() if os.access(d, os.W_OK | os.X_OK)]
         if dirs:
-            target = dirs[0]
-        else:
-            libc = _libc()
-            ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-            _call(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-            # Private, so that the mount cannot propagate back to the host's namespace.
-            _call(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+            yield HugePageHost(dirs[0], _hugepages.hugetlbfs_page_size(dirs[0]), False, max(short, 0))
+            return
+        with contextlib.ExitStack() as stack:
             tmp = tempfile.mkdtemp(prefix="shmring-hugetlbfs-")
-            _call(libc.mount(b"none", tmp.encode(), b"hugetlbfs", 0, b"mode=1777"), f"mount hugetlbfs on {tmp}")
-            mounted, target = True, tmp
-        yield HugePageHost(target, _hugepages.hugetlbfs_page_size(target), mounted, max(short, 0))
+            stack.callback(os.rmdir, tmp)
+            mount = stack.enter_context(private_mounts())
+            mount("hugetlbfs", tmp, "mode=1777")
+            yield HugePageHost(tmp, _hugepages.hugetlbfs_page_size(tmp), True, max(short, 0))
     finally:
-        try:
-            if mounted and libc.umount2(tmp.encode(), 0) != 0:
-                # Something still maps a file there: detach now, freed when unmapped.
-                _call(libc.umount2(tmp.encode(), _MNT_DETACH), f"umount -l {tmp}")
-            if ns is not None:
-                _call(libc.setns(ns, _CLONE_NEWNS), "setns back to the host's mount namespace")
-            if tmp is not None:
-                os.rmdir(tmp)
-        finally:
-            if ns is not None:
-                os.close(ns)
-            if _read_int(NR_HUGEPAGES) != saved:
-                set_nr_hugepages(saved)
+        if _read_int(NR_HUGEPAGES) != saved:
+            set_nr_hugepages(saved)
