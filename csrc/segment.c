@@ -576,8 +576,13 @@ int shmring_probe(const char *path, char *backing, size_t cap)
 	int fd;
 
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		/* Another user's ring: its directory still tells hugetlbfs apart. */
+		if (errno != EACCES || !hugetlbfs_page_size(path))
+			return -errno;
+		snprintf(backing, cap, "%s", backing_name(BACKING_HUGETLBFS));
+		return BACKING_HUGETLBFS;
+	}
 	id = fd_backing(fd, link, sizeof(link), &page_size);
 	if (id == BACKING_SHM && fstat(fd, &st) == 0) {
 		if (stub_is(fd, (uint64_t)st.st_size))
@@ -589,7 +594,6 @@ int shmring_probe(const char *path, char *backing, size_t cap)
 	close(fd);
 	if (id == BACKING_NONE)
 		return -EPROTO;
-	if (backing)
-		snprintf(backing, cap, "%s", backing_name(id));
+	snprintf(backing, cap, "%s", backing_name(id));
 	return (int)id;
 }

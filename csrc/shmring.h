@@ -85,8 +85,9 @@ int shmring_fd(shmring_t *r);
 /* Where rings may be, NUL-separated into buf (/dev/shm first, then hugetlbfs
  * directories); returns how many, or -errno. */
 int shmring_search_dirs(const char *hugetlbfs, char *buf, size_t cap);
-/* The backing of the ring file at path: 0 shm, 1 thp, 2 hugetlbfs, 3 memfd-hugetlb
- * (a /dev/shm stub), or -errno.  Reads at most the stub or the header's backing word. */
+/* The backing of the ring file at path, by name into backing[cap] and as a number
+ * (0 shm, 1 thp, 2 hugetlbfs, 3 memfd-hugetlb: a /dev/shm stub), or -errno.
+ * Reads at most the stub or the header's backing word. */
 int shmring_probe(const char *path, char *backing, size_t cap);
 /* 1 when the kernel may give /dev/shm files transparent huge pages (shmem_enabled
  * and the mount's huge= option), so "auto" tries MADV_HUGEPAGE there. */

@@ -73,19 +73,23 @@ def probe(path: str) -> str:
     return ffi.string(out).decode() if lib.shmring_probe(path.encode(), out, 16) >= 0 else "?"
 
 
-def ring_files(hugetlbfs: str | None = None) -> list[RingFile]:
-    """Every ring file on the host: /dev/shm (rings and memfd stubs) and hugetlbfs."""
+def ring_paths(hugetlbfs: str | None = None) -> list[tuple[str, str]]:
+    """(name, path) of every ring file on the host: /dev/shm (rings and memfd stubs)
+    and hugetlbfs, in attach's order."""
     found = []
     for d in search_dirs(hugetlbfs):
         try:
             entries = sorted(os.listdir(d))
         except OSError:
             continue
-        for f in entries:
-            if f.startswith(PREFIX) and len(f) > len(PREFIX):
-                path = os.path.join(d, f)
-                found.append(RingFile(f[len(PREFIX):], path, probe(path)))
+        found += [(f[len(PREFIX):], os.path.join(d, f)) for f in entries
+                  if f.startswith(PREFIX) and len(f) > len(PREFIX)]
     return found
+
+
+def ring_files(hugetlbfs: str | None = None) -> list[RingFile]:
+    """ring_paths() with each file's backing."""
+    return [RingFile(name, path, probe(path)) for name, path in ring_paths(hugetlbfs)]
 
 
 def _nr_hugepages() -> str:

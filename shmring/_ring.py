@@ -131,12 +131,13 @@ def _array_spec(shape: object, dtype: object) -> tuple[tuple[int, ...], np.dtype
     return dims, dt, dt.itemsize * math.prod(dims)
 
 
-def _check_dir(hugetlbfs: object, allow_none: bool = True) -> Any:
-    """The C string for a hugetlbfs= argument: NULL (look everywhere), "" (none), or a path."""
+def _check_dir(hugetlbfs: object, for_create: bool = False) -> Any:
+    """The C string for a hugetlbfs= argument: NULL (the usual places), a path, or
+    for create, "" (hugetlbfs=False: no mount)."""
     if hugetlbfs is None:
         return ffi.NULL
     if hugetlbfs is False:
-        return ffi.new("char[]", b"") if not allow_none else ffi.NULL
+        return ffi.new("char[]", b"") if for_create else ffi.NULL
     if isinstance(hugetlbfs, (str, os.PathLike)) and not isinstance(hugetlbfs, bool):
         path = os.fsencode(hugetlbfs)
         if b"\0" not in path and 0 < len(path) < 500:
@@ -175,7 +176,7 @@ def create(
     huge_id = _check_choice(hugepages, "hugepages", _HUGEPAGES)
     mode = _check_int(mode, "mode", 0, 0o777)
     p = ffi.new("struct shmring_params *")
-    cdir = _check_dir(hugetlbfs, allow_none=False)
+    cdir = _check_dir(hugetlbfs, for_create=True)
     p.hugetlbfs = cdir
     keep = None
     if slot_size is not None:
@@ -212,7 +213,7 @@ def create(
         _fail(rc, f"create {name!r}")
     ring = _wrap(out[0], name)
     ring._hugetlbfs = os.fsdecode(hugetlbfs) if hugetlbfs else None
-    if huge_id != _HUGEPAGES["off"] and ring._backing not in ("hugetlbfs",):
+    if huge_id != _HUGEPAGES["off"] and ring._backing != "hugetlbfs":
         ring._fallback = _hugepages.explain(lib.shmring_segment_bytes(p), hugetlbfs, ring._backing)
     return ring
 

@@ -28,15 +28,12 @@ def unique_name(tag: str = "t") -> str:
 def segments() -> set[str]:
     """Names of the rings present now: in /dev/shm (memfd-hugetlb stubs included)
     and in every hugetlbfs directory ($SHMRING_HUGETLBFS and the mounts)."""
-    return {f.name for f in ring_files()}
+    return {name for name, _ in _hugepages.ring_paths()}
 
 
 def ring_path(name: str) -> str | None:
     """The file attach would open for this name, or None."""
-    for f in ring_files():
-        if f.name == name:
-            return f.path
-    return None
+    return next((path for n, path in _hugepages.ring_paths() if n == name), None)
 
 
 def payload(producer: int, seq: int, size: int) -> bytes:
