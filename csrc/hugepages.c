@@ -108,7 +108,7 @@ static void sysfs_choice(const char *path, char *out, size_t cap)
 	fclose(f);
 }
 
-int shm_thp_allowed(void)
+int shmring_thp_allowed(void)
 {
 	char choice[32], huge[32] = "never", buf[4096];
 	struct mntent ent;
@@ -132,11 +132,6 @@ int shm_thp_allowed(void)
 	}
 	endmntent(f);
 	return !strcmp(huge, "always") || !strcmp(huge, "within_size") || !strcmp(huge, "advise");
-}
-
-int shmring_thp_allowed(void)
-{
-	return shm_thp_allowed();
 }
 
 uint64_t thp_page_size(void)

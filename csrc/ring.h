@@ -110,7 +110,6 @@ struct search_dirs {
 enum { SEARCH_FIND, SEARCH_CREATE };
 int search_dirs(const char *given, int purpose, struct search_dirs *d);
 uint64_t hugetlbfs_page_size(const char *dir);     /* 0: not a hugetlbfs directory */
-int shm_thp_allowed(void);     /* may the kernel give /dev/shm files transparent huge pages? */
 uint64_t thp_page_size(void);
 int thp_mapped(const void *addr);   /* does our mapping at addr use huge PMDs? (smaps) */
 /* The backing a descriptor's file implies (BACKING_SHM for any tmpfs file,

@@ -146,7 +146,7 @@ static int back_and_map(int fd, uint64_t total, uint32_t backing, void **mem)
 		munmap(m, total);
 		return -rc;
 	}
-	if (backing == BACKING_SHM && shm_thp_allowed())
+	if (backing == BACKING_SHM && shmring_thp_allowed())
 		madvise(m, total, MADV_NOHUGEPAGE);   /* "off", or a ring smaller than one huge page */
 	*mem = m;
 	return 0;
@@ -237,7 +237,7 @@ static int create_backed(const char *name, const struct shmring_params *p, uint6
 			return try_create(NULL, name, BACKING_MEMFD, bytes, p->mode, r);
 		}
 		/* THP, by the same rule: at least one huge page. */
-		if (bytes >= thp_page_size() && shm_thp_allowed()) {
+		if (bytes >= thp_page_size() && shmring_thp_allowed()) {
 			if ((rc = ring_path(SHM_DIR, name, path, sizeof(path))) < 0)
 				return rc;
 			rc = try_create(path, name, BACKING_THP, bytes, p->mode, r);
