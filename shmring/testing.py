@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import tempfile
 import uuid
@@ -54,6 +55,7 @@ def check_payload(msg: bytes) -> tuple[int, int]:
 
 # -- huge pages on a test host ------------------------------------------------------
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
+HUGE_PAGES_LOCK = "/tmp/shmring-huge-pages.lock"
 _CLONE_NEWNS = 0x00020000
 _MS_REC, _MS_PRIVATE, _MNT_DETACH = 0x4000, 0x40000, 2
 
@@ -142,25 +144,63 @@ def huge_pages(pages: int) -> Iterator[HugePageHost]:
     """
     if os.geteuid() != 0:
         raise PermissionError("huge_pages() needs root: it sets vm.nr_hugepages and mounts hugetlbfs")
-    saved = _read_int(NR_HUGEPAGES)
-    try:
-        have = _hugepages.pool()
-        short = pages - (have.free - have.reserved)
-        if short > 0:
-            got = set_nr_hugepages(have.total + short)
-            if got < have.total + short:
-                raise OSError(errno.ENOMEM, f"the kernel reserved {got} of {have.total + short} huge pages "
-                                            "(memory too fragmented)")
-        dirs = [d for d in _hugepages.hugetlbfs_dirs() if os.access(d, os.W_OK | os.X_OK)]
-        if dirs:
-            yield HugePageHost(dirs[0], _hugepages.hugetlbfs_page_size(dirs[0]), False, max(short, 0))
-            return
-        with contextlib.ExitStack() as stack:
-            tmp = tempfile.mkdtemp(prefix="shmring-hugetlbfs-")
-            stack.callback(os.rmdir, tmp)
-            mount = stack.enter_context(private_mounts())
-            mount("hugetlbfs", tmp, "mode=1777")
-            yield HugePageHost(tmp, _hugepages.hugetlbfs_page_size(tmp), True, max(short, 0))
-    finally:
-        if _read_int(NR_HUGEPAGES) != saved:
+    with _host_lock():
+        saved = _read_int(NR_HUGEPAGES)
+        try:
+            have = _hugepages.pool()
+            short = pages - (have.free - have.reserved)
+            if short > 0:
+                got = set_nr_hugepages(have.total + short)
+                if got < have.total + short:
+                    raise OSError(errno.ENOMEM, f"the kernel reserved {got} of {have.total + short} huge pages "
+                                                "(memory too fragmented)")
+            dirs = [d for d in _hugepages.hugetlbfs_dirs() if os.access(d, os.W_OK | os.X_OK)]
+            if dirs:
+                yield HugePageHost(dirs[0], _hugepages.hugetlbfs_page_size(dirs[0]), False, max(short, 0))
+                return
+            with contextlib.ExitStack() as stack:
+                tmp = tempfile.mkdtemp(prefix="shmring-hugetlbfs-")
+                stack.callback(os.rmdir, tmp)
+                mount = stack.enter_context(private_mounts())
+                mount("hugetlbfs", tmp, "mode=1777")
+                yield HugePageHost(tmp, _hugepages.hugetlbfs_page_size(tmp), True, max(short, 0))
+        finally:
+            if _read_int(NR_HUGEPAGES) != saved:
+                set_nr_hugepages(saved)
+
+
+@contextlib.contextmanager
+def no_free_huge_pages() -> Iterator[None]:
+    """vm.nr_hugepages = 0 for the block (root), then as it was, also on failure."""
+    with _host_lock():
+        saved = _read_int(NR_HUGEPAGES)
+        set_nr_hugepages(0)
+        try:
+            yield
+        finally:
             set_nr_hugepages(saved)
+
+
+_lock_depth = 0
+
+
+@contextlib.contextmanager
+def _host_lock() -> Iterator[None]:
+    """vm.nr_hugepages is one number for the host: two processes changing it at once
+    (a test run and a benchmark, say) would put it back under each other's feet, so
+    they queue on a lock file.  Reentrant within a process."""
+    global _lock_depth
+    if _lock_depth:
+        _lock_depth += 1
+        try:
+            yield
+        finally:
+            _lock_depth -= 1
+        return
+    with open(HUGE_PAGES_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock_depth = 1
+        try:
+            yield
+        finally:
+            _lock_depth = 0
