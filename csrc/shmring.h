@@ -64,7 +64,7 @@ struct shmring_info {
 	int32_t producer_pid;     /* 0 when no live producer role holder */
 	int32_t consumer_pid;
 	int32_t pids[32];         /* attached processes known alive, 0-terminated */
-	char path[768];            /* the file naming the ring (a memfd: its /proc link) */
+	char path[768];           /* the file naming the ring (a memfd attached by fd: its /proc link) */
 };
 
 /* Lifecycle. `name` is the ring name (1-200 chars, no '/', no NUL). */
