@@ -64,8 +64,8 @@ int shmring_create(const char *name, const struct shmring_params *p, shmring_t *
 	}
 	r->ops = ops_for(r->kind);
 	if (r->ops->init && (rc = r->ops->init(r)) < 0) {
+		segment_remove(r);
 		shmring_free(r);
-		shmring_unlink(name);
 		return rc;
 	}
 	r->hdr->creator = peer_self_token();
@@ -73,22 +73,16 @@ int shmring_create(const char *name, const struct shmring_params *p, shmring_t *
 	 * with the acquire of abi in segment_attach(). */
 	store_release(&r->hdr->abi, SHMRING_ABI);
 	if ((rc = finish_open(r, out)) < 0) {
+		segment_remove(r);
 		shmring_free(r);
-		shmring_unlink(name);
 	}
 	return rc;
 }
 
-int shmring_attach(const char *name, int any_owner, shmring_t **out)
+/* The rest of an attach, given what segment_attach*() returned for r. */
+static int attach_finish(shmring_t *r, int rc, shmring_t **out)
 {
-	shmring_t *r;
-	int rc;
-
-	if (!out)
-		return -EINVAL;
-	if (!(r = calloc(1, sizeof(*r))))
-		return -ENOMEM;
-	if ((rc = segment_attach(name, any_owner, r)) < 0) {
+	if (rc < 0) {
 		free(r);
 		return rc;
 	}
@@ -100,6 +94,33 @@ int shmring_attach(const char *name, int any_owner, shmring_t **out)
 	if ((rc = finish_open(r, out)) < 0)
 		shmring_free(r);
 	return rc;
+}
+
+int shmring_attach_at(const char *name, const char *hugetlbfs, int any_owner, shmring_t **out)
+{
+	shmring_t *r;
+
+	if (!out)
+		return -EINVAL;
+	if (!(r = calloc(1, sizeof(*r))))
+		return -ENOMEM;
+	return attach_finish(r, segment_attach(name, hugetlbfs, any_owner, r), out);
+}
+
+int shmring_attach(const char *name, int any_owner, shmring_t **out)
+{
+	return shmring_attach_at(name, NULL, any_owner, out);
+}
+
+int shmring_attach_fd(int fd, int any_owner, shmring_t **out)
+{
+	shmring_t *r;
+
+	if (!out)
+		return -EINVAL;
+	if (!(r = calloc(1, sizeof(*r))))
+		return -ENOMEM;
+	return attach_finish(r, segment_attach_fd(fd, any_owner, r), out);
 }
 
 void shmring_close(shmring_t *r)
@@ -157,6 +178,7 @@ int shmring_info(shmring_t *r, struct shmring_info *o)
 	o->size_bytes = r->map_size;
 	o->page_size = r->page_size;
 	memcpy(o->backing, r->backing, sizeof(o->backing));
+	memcpy(o->path, r->path, sizeof(o->path));
 	/* The description is Python's; copy it out bounded, Python re-validates it. */
 	o->is_array = !!(h->flags & SHMRING_F_ARRAY);
 	o->ndim = read_once(h->ndim) <= SHMRING_MAX_NDIM ? h->ndim : 0;

@@ -37,6 +37,8 @@ struct ring_ops {
 	void (*close)(shmring_t *r);                 /* give up roles; may be NULL */
 };
 
+#define PATH_CAP 768
+
 struct shmring {
 	/* Read-only after attach: the validated, private copy of the geometry. */
 	struct shmring_hdr *hdr;
@@ -49,6 +51,9 @@ struct shmring {
 	int closed;
 	int64_t spin_ns;           /* how long a waiter spins before it sleeps */
 	char backing[16];
+	uint32_t backing_id;       /* enum backing */
+	int fd;                    /* memfd-hugetlb: kept open, the memory's only name; else -1 */
+	char path[PATH_CAP];       /* the file that names the ring (shmring_info.path) */
 
 	/* Our entry in the attach table (peer.c): -1 when the table was full.
 	 * attach_epoch is the fork epoch + 1 it was taken in (a child takes its own). */
@@ -86,11 +91,41 @@ static inline uint64_t next_idx(const shmring_t *r, uint64_t idx)
 }
 
 /* segment.c */
+#define SHM_DIR "/dev/shm"
+#define PREFIX "shmring."
+#define NAME_MAX_LEN 200
 int segment_geometry(uint64_t capacity, uint64_t slot_size, uint64_t page_size, int meta,
 		     uint64_t *stride, uint64_t *meta_off, uint64_t *total);
 int segment_create(const char *name, const struct shmring_params *p, shmring_t *r);
-int segment_attach(const char *name, int any_owner, shmring_t *r);
+int segment_attach(const char *name, const char *hugetlbfs, int any_owner, shmring_t *r);
+int segment_attach_fd(int fd, int any_owner, shmring_t *r);
+void segment_remove(shmring_t *r);    /* unlink the file a failed create made */
 void segment_unmap(shmring_t *r);
+
+/* hugepages.c: where huge pages can come from, and what a mapping got */
+enum backing { BACKING_SHM, BACKING_THP, BACKING_HUGETLBFS, BACKING_MEMFD, BACKING_NONE };
+#define SEARCH_DIRS_MAX 8
+struct search_dirs {
+	int n;
+	char dir[SEARCH_DIRS_MAX][512];
+};
+/* SEARCH_FIND: every place a ring may be (/dev/shm, `given`, $SHMRING_HUGETLBFS,
+ * hugetlbfs mounts).  SEARCH_CREATE: the hugetlbfs directories to create in:
+ * only `given` when given ("" = none), else $SHMRING_HUGETLBFS and the mounts.
+ * Returns how many, or -EMEDIUMTYPE when `given` is not on hugetlbfs. */
+enum { SEARCH_FIND, SEARCH_CREATE };
+int search_dirs(const char *given, int purpose, struct search_dirs *d);
+uint64_t hugetlbfs_page_size(const char *dir);     /* 0: not a hugetlbfs directory */
+uint64_t thp_page_size(void);
+int thp_mapped(const void *addr);   /* does our mapping at addr use huge PMDs? (smaps) */
+/* The backing a descriptor's file implies (BACKING_SHM for any tmpfs file,
+ * BACKING_NONE for other file systems), its /proc/self/fd link and page size. */
+uint32_t fd_backing(int fd, char *link, size_t cap, uint64_t *page_size);
+const char *backing_name(uint32_t backing);
+int memfd_create_named(const char *name);
+int stub_publish(const char *path, int memfd, uint64_t size, uint32_t mode);
+int stub_is(int fd, uint64_t file_size);
+int stub_follow(int stubfd, const char *name);   /* the memfd a stub names, or -errno */
 
 /* peer.c: who holds what, and whether they still live */
 extern _Atomic uint64_t peer_fork_epoch;

@@ -41,6 +41,9 @@ struct shmring_params {
 	uint32_t ndim;            /* array rings: > 0; byte rings: 0 */
 	uint64_t shape[8];
 	const char *dtype;        /* array rings: numpy dtype description */
+	/* huge pages: the hugetlbfs directory to create in; NULL: $SHMRING_HUGETLBFS,
+	 * then any hugetlbfs mount in /proc/mounts; "": none (require: memfd-hugetlb) */
+	const char *hugetlbfs;
 };
 
 struct shmring_info {
@@ -54,7 +57,7 @@ struct shmring_info {
 	uint64_t page_size;
 	uint64_t shape[8];
 	char dtype[192];
-	char backing[16];         /* "shm", ... */
+	char backing[16];         /* "hugetlbfs", "memfd-hugetlb", "thp" or "shm" */
 	uint64_t length;          /* messages queued now (a snapshot) */
 	uint32_t shut_down;
 	uint32_t is_array;
@@ -62,6 +65,7 @@ struct shmring_info {
 	int32_t consumer_pid;
 	int32_t pids[32];         /* attached processes known alive, 0-terminated */
 	uint64_t lost;            /* in-flight messages of dead peers that survivors gave up */
+	char path[768];           /* the file naming the ring (a memfd attached by fd: its /proc link) */
 };
 
 /* Lifecycle. `name` is the ring name (1-200 chars, no '/', no NUL). */
@@ -69,6 +73,28 @@ int shmring_create(const char *name, const struct shmring_params *p, shmring_t *
 /* any_owner: accept a segment owned by another user (default refuses). */
 int shmring_attach(const char *name, int any_owner, shmring_t **out);
 int shmring_unlink(const char *name);
+/* The same, also looking in `hugetlbfs` (a directory; NULL: only the usual
+ * places, /dev/shm, $SHMRING_HUGETLBFS and the hugetlbfs mounts). */
+int shmring_attach_at(const char *name, const char *hugetlbfs, int any_owner, shmring_t **out);
+int shmring_unlink_at(const char *name, const char *hugetlbfs);
+/* Attach through an open descriptor of a ring's memory: a memfd-hugetlb ring's
+ * received over a Unix socket (SCM_RIGHTS) or opened from /proc/<pid>/fd/<n>. */
+int shmring_attach_fd(int fd, int any_owner, shmring_t **out);
+/* The descriptor a memfd-hugetlb handle keeps (share it with SCM_RIGHTS);
+ * -EBADF for rings that have a file name instead. */
+int shmring_fd(shmring_t *r);
+/* Where rings may be, NUL-separated into buf (/dev/shm first, then hugetlbfs
+ * directories); returns how many, or -errno. */
+int shmring_search_dirs(const char *hugetlbfs, char *buf, size_t cap);
+/* The backing of the ring file at path, by name into backing[cap] and as a number
+ * (0 shm, 1 thp, 2 hugetlbfs, 3 memfd-hugetlb: a /dev/shm stub), or -errno.
+ * Reads at most the stub or the header's backing word. */
+int shmring_probe(const char *path, char *backing, size_t cap);
+/* 1 when the kernel may give /dev/shm files transparent huge pages (shmem_enabled
+ * and the mount's huge= option), so "auto" tries MADV_HUGEPAGE there. */
+int shmring_thp_allowed(void);
+/* Bytes a ring of these parameters needs before rounding to pages; 0 if invalid. */
+uint64_t shmring_segment_bytes(const struct shmring_params *p);
 /* Give up roles and stop using the handle; later calls return -EBADF.
  * The mapping stays until shmring_free (numpy views may still point into it). */
 void shmring_close(shmring_t *r);

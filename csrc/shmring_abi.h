@@ -102,7 +102,8 @@ struct shmring_hdr {
 	struct shmring_role consumer_role;
 	uint64_t creator;            /* token of the creating process */
 	_Atomic uint64_t lost;       /* messages of dead peers given up by survivors */
-	uint8_t _pad1[24];
+	uint32_t backing;            /* how the creator's memory came (hugepages.c); info only */
+	uint8_t _pad1[20];
 
 	/* 384 */
 	_Atomic uint64_t attached[SHMRING_MAX_ATTACH];
@@ -128,6 +129,7 @@ struct shmring_hdr {
 };
 
 _Static_assert(sizeof(struct shmring_hdr) == SHMRING_SLOTS_OFF, "header is one page");
+_Static_assert(offsetof(struct shmring_hdr, backing) == 360, "backing on the control line");
 _Static_assert(offsetof(struct shmring_hdr, ndim) == 64, "description on line 1");
 _Static_assert(offsetof(struct shmring_hdr, shutdown) == 320, "control line");
 _Static_assert(offsetof(struct shmring_hdr, creator) == 344, "creator token (tests read it)");
@@ -145,5 +147,23 @@ _Static_assert(SHMRING_MAX_ATTACH * sizeof(struct shmring_claim) <= 4096 - 2048,
 /* Shared atomics must not hide a lock: a lock would be process-local. */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+
+/*
+ * A ring in anonymous huge memory (memfd-hugetlb) has no file of its own to be
+ * found by; its name in /dev/shm is this stub instead.  The memory stays
+ * reachable by name while the creating process holds the descriptor:
+ * others open /proc/<creator pid>/fd/<fd>.
+ */
+#define SHMRING_STUB_MAGIC 0x4255545300534853ull  /* "SHS\0STUB" little-endian */
+
+struct shmring_stub {
+	uint64_t magic;
+	uint64_t creator;            /* token (pid << 32 | start time) of the holder */
+	int32_t fd;                  /* the memfd's descriptor number in that process */
+	uint32_t backing;
+	uint64_t size;               /* the segment's size in bytes */
+	uint8_t _pad[32];
+};
+_Static_assert(sizeof(struct shmring_stub) == 64, "stub");
 
 #endif /* SHMRING_ABI_H */

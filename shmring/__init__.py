@@ -33,7 +33,7 @@ from ._errors import (  # noqa: E402
     RingIncompatible,
     ShmringError,
 )
-from ._ring import ArrayRing, ByteRing, Ring, attach, create, unlink  # noqa: E402
+from ._ring import ArrayRing, ByteRing, Ring, attach, attach_fd, create, unlink  # noqa: E402
 
 __all__ = [
     "ArrayRing",
@@ -46,6 +46,7 @@ __all__ = [
     "ShmringError",
     "__version__",
     "attach",
+    "attach_fd",
     "create",
     "unlink",
 ]

@@ -20,6 +20,7 @@ import ast
 import asyncio
 import errno
 import math
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from typing import Any, Literal, Union
 import numpy as np
 
 from . import _errors as E
+from . import _hugepages
 from ._lib import ffi, lib  # type: ignore[import-not-found]
 
 _KINDS = {"spsc": lib.SHMRING_SPSC, "mpmc": lib.SHMRING_MPMC, "locked": lib.SHMRING_LOCKED}
@@ -129,6 +131,20 @@ def _array_spec(shape: object, dtype: object) -> tuple[tuple[int, ...], np.dtype
     return dims, dt, dt.itemsize * math.prod(dims)
 
 
+def _check_dir(hugetlbfs: object, for_create: bool = False) -> Any:
+    """The C string for a hugetlbfs= argument: NULL (the usual places), a path, or
+    for create, "" (hugetlbfs=False: no mount)."""
+    if hugetlbfs is None:
+        return ffi.NULL
+    if hugetlbfs is False:
+        return ffi.new("char[]", b"") if for_create else ffi.NULL
+    if isinstance(hugetlbfs, (str, os.PathLike)) and not isinstance(hugetlbfs, bool):
+        path = os.fsencode(hugetlbfs)
+        if b"\0" not in path and 0 < len(path) < 500:
+            return ffi.new("char[]", path)
+    raise E.InvalidType(f"hugetlbfs must be a directory path, False or None, not {hugetlbfs!r}")
+
+
 def create(
     name: str,
     capacity: int,
@@ -139,10 +155,20 @@ def create(
     kind: Literal["spsc", "mpmc", "locked"] = "spsc",
     hugepages: Literal["auto", "require", "off"] = "auto",
     mode: int = 0o600,
+    hugetlbfs: str | os.PathLike[str] | Literal[False] | None = None,
 ) -> Ring:
     """Create a new ring; FileExistsError if the name exists.
 
     Give either slot_size (a byte ring) or shape and dtype (an array ring).
+
+    hugepages: "auto" takes the best of hugetlbfs (a file in a hugetlbfs mount),
+    transparent huge pages (rings of 2 MiB or more, where /dev/shm allows them)
+    and 4 KiB pages, silently; info() says what it got and, in "fallback", why
+    not better.  "require" takes hugetlb pages or raises, naming what is missing:
+    a hugetlbfs mount, else (no usable mount) anonymous memfd-hugetlb memory,
+    which others attach by name only while this process holds the ring.
+    "off": 4 KiB pages.  hugetlbfs: the directory to create in (default:
+    $SHMRING_HUGETLBFS, then any hugetlbfs mount); False: no mount (memfd).
     """
     cname = _check_name(name)
     cap = _check_int(capacity, "capacity", 1, _MAX_CAPACITY)
@@ -150,6 +176,8 @@ def create(
     huge_id = _check_choice(hugepages, "hugepages", _HUGEPAGES)
     mode = _check_int(mode, "mode", 0, 0o777)
     p = ffi.new("struct shmring_params *")
+    cdir = _check_dir(hugetlbfs, for_create=True)
+    p.hugetlbfs = cdir
     keep = None
     if slot_size is not None:
         if shape is not None or dtype is not None:
@@ -169,44 +197,98 @@ def create(
     out = ffi.new("shmring_t **")
     rc = lib.shmring_create(cname, p, out)
     if rc == -errno.ENOTSUP:
-        if huge_id == _HUGEPAGES["require"]:
-            raise E.RingOSError(errno.ENOTSUP, f"create {name!r}: hugepages='require' but no huge pages can be had for a named ring on this host")
         raise E.InvalidArgument(f"create {name!r}: kind {kind!r} is not available in this version")
     if rc == -errno.ENAMETOOLONG:
         raise E.InvalidArgument(f"create {name!r}: dtype {dtype!r} is too complex to describe in the header")
     if rc == -errno.E2BIG:
         raise E.InvalidArgument(f"create {name!r}: capacity x slot size is too large")
+    if rc == -errno.EMEDIUMTYPE:
+        raise E.InvalidArgument(f"create {name!r}: hugetlbfs={os.fsdecode(ffi.string(cdir))!r} is not a hugetlbfs directory")
+    if rc < 0 and rc != -errno.EEXIST and huge_id == _HUGEPAGES["require"]:
+        why = _hugepages.explain(lib.shmring_segment_bytes(p), hugetlbfs, None)
+        cls = E.RingPermissionError if rc in (-errno.EACCES, -errno.EPERM) else E.RingOSError
+        raise cls(-rc, f"create {name!r}: hugepages='require' but no huge pages can be had "
+                       f"({os.strerror(-rc)}): {why or 'the kernel refused them'}")
     if rc < 0:
         _fail(rc, f"create {name!r}")
-    return _wrap(out[0], name)
+    ring = _wrap(out[0], name)
+    ring._hugetlbfs = os.fsdecode(hugetlbfs) if hugetlbfs else None
+    if huge_id != _HUGEPAGES["off"] and ring._backing != "hugetlbfs":
+        ring._fallback = _hugepages.explain(lib.shmring_segment_bytes(p), hugetlbfs, ring._backing)
+    return ring
 
 
-def attach(name: str, *, any_owner: bool = False) -> Ring:
-    """Attach to an existing ring by name; kind, geometry and dtype come from its header.
-
-    A segment owned by another user is refused (PermissionError) unless any_owner=True.
-    """
-    cname = _check_name(name)
-    out = ffi.new("shmring_t **")
-    rc = lib.shmring_attach(cname, 1 if any_owner else 0, out)
+def _attached(rc: int, out: Any, name: str, what: str) -> Ring:
+    """The Ring for a shmring_attach*() result, or its error."""
     if rc == -errno.ENOENT:
         raise E.RingNotFound(errno.ENOENT, f"no ring named {name!r}")
     if rc == -errno.EAGAIN:
         raise E.RingIncompatible(f"ring {name!r} was never initialised (its creator may have died creating it)")
     if rc == -errno.ENOTSUP:
         raise E.RingIncompatible(f"ring {name!r} is of a kind this version does not support")
+    if rc == -errno.EOWNERDEAD:
+        raise E.PeerDied(f"ring {name!r} is anonymous huge memory (memfd-hugetlb) and the process that "
+                         f"created it no longer holds it: nothing can attach by name; unlink it")
+    if rc == -errno.EMEDIUMTYPE:
+        raise E.InvalidArgument(f"{what}: hugetlbfs is not a hugetlbfs directory")
     if rc < 0:
-        _fail(rc, f"attach {name!r}")
+        _fail(rc, what)
     return _wrap(out[0], name)
 
 
-def unlink(name: str) -> None:
-    """Remove a ring's name; processes that have it mapped keep working."""
-    rc = lib.shmring_unlink(_check_name(name))
+def attach(name: str, *, any_owner: bool = False,
+           hugetlbfs: str | os.PathLike[str] | None = None) -> Ring:
+    """Attach to an existing ring by name; kind, geometry and dtype come from its header.
+
+    The ring is looked for in /dev/shm, then in `hugetlbfs` (a directory, needed
+    only if the creator used one that is not a mount point), $SHMRING_HUGETLBFS
+    and every hugetlbfs mount.  A segment owned by another user is refused
+    (PermissionError) unless any_owner=True.
+    """
+    cname = _check_name(name)
+    out = ffi.new("shmring_t **")
+    rc = lib.shmring_attach_at(cname, _check_dir(hugetlbfs), 1 if any_owner else 0, out)
+    ring = _attached(rc, out, name, f"attach {name!r}")
+    ring._hugetlbfs = os.fsdecode(hugetlbfs) if hugetlbfs else None
+    return ring
+
+
+def attach_fd(fd: int, *, any_owner: bool = False, name: str | None = None) -> Ring:
+    """Attach through a descriptor of a ring's memory, e.g. a memfd-hugetlb ring's
+    `ring.fileno()` received over a Unix socket (socket.recv_fds, SCM_RIGHTS), or
+    os.open(f"/proc/{pid}/fd/{n}", os.O_RDWR).  fd stays the caller's to close.
+    The ring's name is read from the descriptor unless given."""
+    fd = _check_int(fd, "fd", 0, 1 << 31)
+    out = ffi.new("shmring_t **")
+    rc = lib.shmring_attach_fd(fd, 1 if any_owner else 0, out)
+    if name is None:
+        name = _name_of_fd(fd)
+    return _attached(rc, out, name, f"attach fd {fd}")
+
+
+def _name_of_fd(fd: int) -> str:
+    """The ring name in a descriptor's file name: /memfd:shmring.N (deleted) or .../shmring.N."""
+    try:
+        link = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return f"fd{fd}"
+    base = link.rpartition("/")[2].removesuffix(" (deleted)").removeprefix("memfd:")
+    return base.removeprefix(_hugepages.PREFIX) if base.startswith(_hugepages.PREFIX) else link
+
+
+def unlink(name: str, *, hugetlbfs: str | os.PathLike[str] | None = None) -> None:
+    """Remove a ring's name (wherever attach would find it); mapped handles keep working."""
+    rc = lib.shmring_unlink_at(_check_name(name), _check_dir(hugetlbfs))
     if rc == -errno.ENOENT:
         raise E.RingNotFound(errno.ENOENT, f"no ring named {name!r}")
+    if rc == -errno.EMEDIUMTYPE:
+        raise E.InvalidArgument(f"unlink {name!r}: hugetlbfs is not a hugetlbfs directory")
     if rc < 0:
         _fail(rc, f"unlink {name!r}")
+
+
+def _reattach(name: str, hugetlbfs: str | None) -> Ring:
+    return attach(name, hugetlbfs=hugetlbfs)
 
 
 def _wrap(h: Any, name: str) -> Ring:
@@ -314,6 +396,9 @@ class Ring:
         self._slots = np.ndarray(shape, dtype, buffer=ffi.buffer(mem, info.size_bytes),
                                  offset=offset, strides=strides)
         self._slots_ro = np.asarray(_ReadOnlyMemory(mem, offset, shape, dtype, strides))
+        self._backing = ffi.string(info.backing).decode()
+        self._fallback: str | None = None   # create(): why not hugetlb pages, in words
+        self._hugetlbfs: str | None = None  # the directory given at create/attach (for pickling)
 
     def _slot_layout(self) -> tuple[tuple[int, ...], np.dtype]:
         """Shape and dtype of the array laid over all slots: (capacity, *message shape)."""
@@ -383,6 +468,8 @@ class Ring:
             "size_bytes": int(i.size_bytes),
             "backing": ffi.string(i.backing).decode(),
             "page_size": int(i.page_size),
+            "path": os.fsdecode(ffi.string(i.path)),
+            "fallback": self._fallback,
             "length": int(i.length),
             "shut_down": bool(i.shut_down),
             "producer_pid": int(i.producer_pid) or None,
@@ -416,8 +503,21 @@ class Ring:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if self._hugetlbfs:
+            return (_reattach, (self._name, self._hugetlbfs))
         return (attach, (self._name,))
+
+    def fileno(self) -> int:
+        """The descriptor of a memfd-hugetlb ring's memory, to pass to another process
+        (socket.send_fds) for shmring.attach_fd().  Rings with a file name have none:
+        attach them by name."""
+        self._check_open()
+        fd = int(lib.shmring_fd(self._h))
+        if fd < 0:
+            raise E.InvalidArgument(f"ring {self._name!r} is backed by {self._backing}: it has a name "
+                                    "to attach by, not a descriptor to pass")
+        return fd
 
     def _check_open(self) -> None:
         if self._closed:
