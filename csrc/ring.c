@@ -41,7 +41,8 @@ static int finish_open(shmring_t *r, shmring_t **out)
 		if (!(r->stage = malloc(r->stage_size)))
 			return -ENOMEM;
 	}
-	attach_register(r);
+	if (!r->observer)
+		attach_register(r);
 	*out = r;
 	return 0;
 }
@@ -78,7 +79,7 @@ int shmring_create(const char *name, const struct shmring_params *p, shmring_t *
 	return rc;
 }
 
-int shmring_attach(const char *name, int any_owner, shmring_t **out)
+int shmring_attach(const char *name, int flags, shmring_t **out)
 {
 	shmring_t *r;
 	int rc;
@@ -87,10 +88,11 @@ int shmring_attach(const char *name, int any_owner, shmring_t **out)
 		return -EINVAL;
 	if (!(r = calloc(1, sizeof(*r))))
 		return -ENOMEM;
-	if ((rc = segment_attach(name, any_owner, r)) < 0) {
+	if ((rc = segment_attach(name, flags & SHMRING_ATTACH_ANY_OWNER, r)) < 0) {
 		free(r);
 		return rc;
 	}
+	r->observer = !!(flags & SHMRING_ATTACH_OBSERVE);
 	if (!(r->ops = ops_for(r->kind))) {
 		segment_unmap(r);
 		free(r);
@@ -108,7 +110,8 @@ void shmring_close(shmring_t *r)
 	r->closed = 1;
 	if (r->ops->close)
 		r->ops->close(r);
-	attach_unregister(r);
+	if (!r->observer)
+		attach_unregister(r);
 }
 
 void shmring_free(shmring_t *r)

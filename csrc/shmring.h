@@ -65,8 +65,12 @@ struct shmring_info {
 
 /* Lifecycle. `name` is the ring name (1-200 chars, no '/', no NUL). */
 int shmring_create(const char *name, const struct shmring_params *p, shmring_t **out);
-/* any_owner: accept a segment owned by another user (default refuses). */
-int shmring_attach(const char *name, int any_owner, shmring_t **out);
+/* shmring_attach flags.  ANY_OWNER: accept a segment owned by another user (the
+ * default refuses).  OBSERVE: do not join the ring's table of attached processes, so
+ * that looking at a ring (info, length) never makes it look live; an observing
+ * handle is for looking, not for moving messages. */
+enum shmring_attach_flags { SHMRING_ATTACH_ANY_OWNER = 1, SHMRING_ATTACH_OBSERVE = 2 };
+int shmring_attach(const char *name, int flags, shmring_t **out);
 int shmring_unlink(const char *name);
 /* Give up roles and stop using the handle; later calls return -EBADF.
  * The mapping stays until shmring_free (numpy views may still point into it). */

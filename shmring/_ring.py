@@ -181,14 +181,17 @@ def create(
     return _wrap(out[0], name)
 
 
-def attach(name: str, *, any_owner: bool = False) -> Ring:
+def attach(name: str, *, any_owner: bool = False, observe: bool = False) -> Ring:
     """Attach to an existing ring by name; kind, geometry and dtype come from its header.
 
     A segment owned by another user is refused (PermissionError) unless any_owner=True.
+    observe=True attaches only to look (info(), len()): the handle is not recorded among
+    the ring's attached processes, so it never makes a ring look live (`ls` uses it).
     """
     cname = _check_name(name)
     out = ffi.new("shmring_t **")
-    rc = lib.shmring_attach(cname, 1 if any_owner else 0, out)
+    flags = (lib.SHMRING_ATTACH_ANY_OWNER if any_owner else 0) | (lib.SHMRING_ATTACH_OBSERVE if observe else 0)
+    rc = lib.shmring_attach(cname, flags, out)
     if rc == -errno.ENOENT:
         raise E.RingNotFound(errno.ENOENT, f"no ring named {name!r}")
     if rc == -errno.EAGAIN:
