@@ -9,10 +9,12 @@ wheel from a directory without the sources.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -22,7 +24,6 @@ import shmring
 from shmring._lib import ffi, lib  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = ROOT / "tests" / "wheel_smoke.py"
 
 
 def run(*cmd: str | Path, cwd: Path, env: dict[str, str] | None = None,
@@ -109,13 +110,22 @@ def test_sdist_builds_a_working_wheel(tmp_path: Path) -> None:
         assert 'consistent with the following platform tag: "manylinux_' in " ".join(proc.stdout.split()), \
             proc.stdout
 
-    # Installed apart from the sources, the wheel moves a message between processes.
+    # Installed apart from the sources, the wheel passes cibuildwheel's test: its
+    # test-command, run as cibuildwheel runs it, in a directory holding only the
+    # test-sources at their paths.
     site = tmp_path / "site"
     proc = run(sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", site, wheel,
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    cibw = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["cibuildwheel"]
+    test_cwd = tmp_path / "test_cwd"
+    for src in cibw["test-sources"]:
+        (test_cwd / src).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / src, test_cwd / src)
+    program, *args = shlex.split(cibw["test-command"])
+    assert program == "python"
     env = dict(os.environ, PYTHONPATH=str(site))
-    proc = run(sys.executable, SMOKE, cwd=tmp_path, env=env, timeout=180)
+    proc = run(sys.executable, *args, cwd=test_cwd, env=env, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     first, *_, last = proc.stdout.strip().splitlines()
     assert first == f"shmring {shmring.__version__} from {site / 'shmring'}"
