@@ -41,7 +41,7 @@ def draw(frame: np.ndarray, index: int) -> None:
 def expected_crc(index: int) -> int:
     frame = np.empty(SHAPE, np.uint8)
     draw(frame, index)
-    return zlib.crc32(frame)
+    return zlib.crc32(frame.data)
 
 
 def produce(frames: shmring.Ring, count: int) -> None:
@@ -63,7 +63,7 @@ def work(worker: int, frames: shmring.Ring, results: shmring.Ring) -> None:
         try:
             with frames.recv() as view:  # a read-only view of the slot: no copy
                 index = int.from_bytes(view.reshape(-1)[:8].tobytes(), "little")
-                crc = zlib.crc32(view)
+                crc = zlib.crc32(view.data)
         except EOFError:  # shut down and drained
             break
         results.put(RESULT.pack(index, worker, crc))

@@ -28,8 +28,8 @@ def guard_resource_tracker() -> None:
         return
     original = resource_tracker.register
 
-    def register(name: str, rtype: str) -> None:
-        if rtype == "shared_memory" or "shmring" in name:
+    def register(name: Any, rtype: str) -> None:
+        if rtype == "shared_memory" or "shmring" in str(name):
             raise AssertionError(f"{name!r} ({rtype}) was registered with multiprocessing.resource_tracker")
         original(name, rtype)
 

@@ -112,3 +112,8 @@ def test_user_program_type_checks(tmp_path: Path) -> None:
     flagged = {int(line.split(":")[1]) for line in proc.stdout.splitlines() if ": error:" in line}
     for lineno, (call, what) in enumerate(WRONG_CALLS.items(), start=3):
         assert lineno in flagged, f"mypy did not catch the wrong {what} in {call!r}:\n{proc.stdout}"
+
+
+def test_examples_type_check() -> None:
+    proc = mypy("examples/")
+    assert proc.returncode == 0, f"mypy --strict examples/:\n{proc.stdout}{proc.stderr}"
