@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 import shmring
-from conftest import HERE, OFF_CREATOR, run_python, shm_path, spawn_python
+from conftest import HERE, run_python, shm_path, spawn_python
 
-MAX_ATTACH = 32      # csrc/shmring_abi.h: the table of attached processes
+MAX_ATTACH = 32      # csrc/shmring_abi.h pins these: the table of attached processes,
 OFF_ATTACHED = 384
+OFF_CREATOR = 344    # and the creating process's token
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
