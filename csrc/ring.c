@@ -42,7 +42,8 @@ static int finish_open(shmring_t *r, shmring_t **out)
 		if (!(r->stage = malloc(r->stage_size)))
 			return -ENOMEM;
 	}
-	attach_register(r);
+	if (!r->observer)
+		attach_register(r);
 	*out = r;
 	return 0;
 }
@@ -80,12 +81,13 @@ int shmring_create(const char *name, const struct shmring_params *p, shmring_t *
 }
 
 /* The rest of an attach, given what segment_attach*() returned for r. */
-static int attach_finish(shmring_t *r, int rc, shmring_t **out)
+static int attach_finish(shmring_t *r, int rc, int flags, shmring_t **out)
 {
 	if (rc < 0) {
 		free(r);
 		return rc;
 	}
+	r->observer = !!(flags & SHMRING_ATTACH_OBSERVE);
 	if (!(r->ops = ops_for(r->kind))) {
 		segment_unmap(r);
 		free(r);
@@ -96,7 +98,7 @@ static int attach_finish(shmring_t *r, int rc, shmring_t **out)
 	return rc;
 }
 
-int shmring_attach_at(const char *name, const char *hugetlbfs, int any_owner, shmring_t **out)
+int shmring_attach_at(const char *name, const char *hugetlbfs, int flags, shmring_t **out)
 {
 	shmring_t *r;
 
@@ -104,15 +106,16 @@ int shmring_attach_at(const char *name, const char *hugetlbfs, int any_owner, sh
 		return -EINVAL;
 	if (!(r = calloc(1, sizeof(*r))))
 		return -ENOMEM;
-	return attach_finish(r, segment_attach(name, hugetlbfs, any_owner, r), out);
+	return attach_finish(r, segment_attach(name, hugetlbfs, flags & SHMRING_ATTACH_ANY_OWNER, r),
+			     flags, out);
 }
 
-int shmring_attach(const char *name, int any_owner, shmring_t **out)
+int shmring_attach(const char *name, int flags, shmring_t **out)
 {
-	return shmring_attach_at(name, NULL, any_owner, out);
+	return shmring_attach_at(name, NULL, flags, out);
 }
 
-int shmring_attach_fd(int fd, int any_owner, shmring_t **out)
+int shmring_attach_fd(int fd, int flags, shmring_t **out)
 {
 	shmring_t *r;
 
@@ -120,7 +123,7 @@ int shmring_attach_fd(int fd, int any_owner, shmring_t **out)
 		return -EINVAL;
 	if (!(r = calloc(1, sizeof(*r))))
 		return -ENOMEM;
-	return attach_finish(r, segment_attach_fd(fd, any_owner, r), out);
+	return attach_finish(r, segment_attach_fd(fd, flags & SHMRING_ATTACH_ANY_OWNER, r), flags, out);
 }
 
 void shmring_close(shmring_t *r)
@@ -130,7 +133,8 @@ void shmring_close(shmring_t *r)
 	r->closed = 1;
 	if (r->ops->close)
 		r->ops->close(r);
-	attach_unregister(r);
+	if (!r->observer)
+		attach_unregister(r);
 }
 
 void shmring_free(shmring_t *r)

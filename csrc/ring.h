@@ -49,6 +49,7 @@ struct shmring {
 	uint64_t map_size, page_size;
 	uint32_t kind;
 	int closed;
+	int observer;              /* not in the attach table (SHMRING_ATTACH_OBSERVE) */
 	int64_t spin_ns;           /* how long a waiter spins before it sleeps */
 	char backing[16];
 	uint32_t backing_id;       /* enum backing */

@@ -70,16 +70,20 @@ struct shmring_info {
 
 /* Lifecycle. `name` is the ring name (1-200 chars, no '/', no NUL). */
 int shmring_create(const char *name, const struct shmring_params *p, shmring_t **out);
-/* any_owner: accept a segment owned by another user (default refuses). */
-int shmring_attach(const char *name, int any_owner, shmring_t **out);
+/* shmring_attach flags.  ANY_OWNER: accept a segment owned by another user (the
+ * default refuses).  OBSERVE: do not join the ring's table of attached processes, so
+ * that looking at a ring (info, length) never makes it look live; an observing
+ * handle is for looking, not for moving messages. */
+enum shmring_attach_flags { SHMRING_ATTACH_ANY_OWNER = 1, SHMRING_ATTACH_OBSERVE = 2 };
+int shmring_attach(const char *name, int flags, shmring_t **out);
 int shmring_unlink(const char *name);
 /* The same, also looking in `hugetlbfs` (a directory; NULL: only the usual
  * places, /dev/shm, $SHMRING_HUGETLBFS and the hugetlbfs mounts). */
-int shmring_attach_at(const char *name, const char *hugetlbfs, int any_owner, shmring_t **out);
+int shmring_attach_at(const char *name, const char *hugetlbfs, int flags, shmring_t **out);
 int shmring_unlink_at(const char *name, const char *hugetlbfs);
 /* Attach through an open descriptor of a ring's memory: a memfd-hugetlb ring's
  * received over a Unix socket (SCM_RIGHTS) or opened from /proc/<pid>/fd/<n>. */
-int shmring_attach_fd(int fd, int any_owner, shmring_t **out);
+int shmring_attach_fd(int fd, int flags, shmring_t **out);
 /* The descriptor a memfd-hugetlb handle keeps (share it with SCM_RIGHTS);
  * -EBADF for rings that have a file name instead. */
 int shmring_fd(shmring_t *r);

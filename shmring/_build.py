@@ -9,7 +9,17 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 CSRC = HERE.parent / "csrc"
-VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "_version.py").read_text()).group(1)
+
+
+def version() -> str:
+    """The package version, read from _version.py as text (the package is not built yet)."""
+    found = re.search(r'__version__ = "([^"]+)"', (HERE / "_version.py").read_text())
+    if found is None:
+        raise RuntimeError(f"no __version__ = \"...\" line in {HERE / '_version.py'}")
+    return found.group(1)
+
+
+VERSION = version()
 
 
 def declarations() -> str:

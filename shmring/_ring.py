@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, Union
+from typing import Any, Literal, NoReturn, Self, Union
 
 import numpy as np
 
@@ -64,7 +64,7 @@ _from_buffer = ffi.from_buffer
 Timeout = Union[float, int, None]
 
 
-def _fail(rc: int, what: str) -> Any:
+def _fail(rc: int, what: str) -> NoReturn:
     E.raise_for(rc, what, ffi.string(lib.shmring_strerror(rc)).decode())
 
 
@@ -89,7 +89,7 @@ def _check_int(value: object, what: str, lo: int, hi: int) -> int:
 def _check_choice(value: object, what: str, choices: dict[str, int]) -> int:
     if value not in choices:
         raise E.InvalidArgument(f"{what} must be one of {sorted(choices)}, got {value!r}")
-    return choices[value]  # type: ignore[index]
+    return choices[value]
 
 
 def _check_timeout(timeout: Timeout) -> float | None:
@@ -110,7 +110,7 @@ def _parse_dtype(descr: str) -> np.dtype:
     return np.dtype(np.lib.format.descr_to_dtype(ast.literal_eval(descr)))
 
 
-def _array_spec(shape: object, dtype: object) -> tuple[tuple[int, ...], np.dtype, int]:
+def _array_spec(shape: object, dtype: Any) -> tuple[tuple[int, ...], np.dtype, int]:
     if shape is None or dtype is None:
         raise E.InvalidArgument("an array ring needs both shape and dtype")
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
@@ -121,7 +121,7 @@ def _array_spec(shape: object, dtype: object) -> tuple[tuple[int, ...], np.dtype
     if not 1 <= len(dims) <= _MAX_NDIM:
         raise E.InvalidArgument(f"shape must have 1 to {_MAX_NDIM} dimensions, got {len(dims)}")
     try:
-        dt = np.dtype(dtype)  # type: ignore[call-overload]
+        dt = np.dtype(dtype)
     except (TypeError, ValueError) as exc:
         raise E.InvalidType(f"not a numpy dtype: {dtype!r} ({exc})") from None
     if dt.hasobject:
@@ -236,18 +236,21 @@ def _attached(rc: int, out: Any, name: str, what: str) -> Ring:
     return _wrap(out[0], name)
 
 
-def attach(name: str, *, any_owner: bool = False,
+def attach(name: str, *, any_owner: bool = False, observe: bool = False,
            hugetlbfs: str | os.PathLike[str] | None = None) -> Ring:
     """Attach to an existing ring by name; kind, geometry and dtype come from its header.
 
     The ring is looked for in /dev/shm, then in `hugetlbfs` (a directory, needed
     only if the creator used one that is not a mount point), $SHMRING_HUGETLBFS
     and every hugetlbfs mount.  A segment owned by another user is refused
-    (PermissionError) unless any_owner=True.
+    (PermissionError) unless any_owner=True.  observe=True attaches only to look
+    (info(), len()): the handle is not recorded among the ring's attached
+    processes, so it never makes a ring look live (`ls` uses it).
     """
     cname = _check_name(name)
     out = ffi.new("shmring_t **")
-    rc = lib.shmring_attach_at(cname, _check_dir(hugetlbfs), 1 if any_owner else 0, out)
+    flags = (lib.SHMRING_ATTACH_ANY_OWNER if any_owner else 0) | (lib.SHMRING_ATTACH_OBSERVE if observe else 0)
+    rc = lib.shmring_attach_at(cname, _check_dir(hugetlbfs), flags, out)
     ring = _attached(rc, out, name, f"attach {name!r}")
     ring._hugetlbfs = os.fsdecode(hugetlbfs) if hugetlbfs else None
     return ring
@@ -260,7 +263,7 @@ def attach_fd(fd: int, *, any_owner: bool = False, name: str | None = None) -> R
     The ring's name is read from the descriptor unless given."""
     fd = _check_int(fd, "fd", 0, 1 << 31)
     out = ffi.new("shmring_t **")
-    rc = lib.shmring_attach_fd(fd, 1 if any_owner else 0, out)
+    rc = lib.shmring_attach_fd(fd, lib.SHMRING_ATTACH_ANY_OWNER if any_owner else 0, out)
     if name is None:
         name = _name_of_fd(fd)
     return _attached(rc, out, name, f"attach fd {fd}")
@@ -332,7 +335,7 @@ class _Reservation:
         self._nbytes = 0
 
     def __enter__(self) -> np.ndarray:
-        return self._view
+        return self._view  # type: ignore[no-any-return]
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         view, self._view = self._view, None
@@ -357,7 +360,7 @@ class _Received:
         self._view: Any = None
 
     def __enter__(self) -> np.ndarray:
-        return self._view
+        return self._view  # type: ignore[no-any-return]
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._view is None:
@@ -497,7 +500,7 @@ class Ring:
         self._check_open()
         lib.shmring_shutdown(self._h)
 
-    def __enter__(self) -> Ring:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -541,7 +544,7 @@ class Ring:
             _fail(rc, f"{what} on ring {self._name!r}")
 
     # -- writing --------------------------------------------------------------------
-    def reserve(self, timeout: Timeout = None, **kw: Any) -> _Reservation:
+    def reserve(self, timeout: Timeout = None, *, nbytes: int | None = None) -> _Reservation:
         """A writable view of the next slot, published at the end of the `with` block."""
         deadline = _check_timeout(timeout)
         i = _try_reserve(self._h)
@@ -550,13 +553,13 @@ class Ring:
             i = _try_reserve(self._h)
         res = self._reservation
         try:
-            res._view, res._nbytes = self._reserve_view(i, **kw)
+            res._view, res._nbytes = self._reserve_view(i, nbytes)
         except BaseException:
             _abandon(self._h)
             raise
         return res
 
-    def _reserve_view(self, i: int, **kw: Any) -> tuple[np.ndarray, int]:
+    def _reserve_view(self, i: int, nbytes: int | None) -> tuple[np.ndarray, int]:
         raise NotImplementedError
 
     def put(self, item: Any, timeout: Timeout = None) -> None:
@@ -616,6 +619,10 @@ class Ring:
         """The oldest message, or None when the ring is empty; never blocks."""
         raise NotImplementedError
 
+    def get_many(self, max_items: int, timeout: Timeout = None) -> Any:
+        """At least one message (blocking like get), up to max_items, with one C call."""
+        raise NotImplementedError
+
     def _front(self, rc: int, timeout: Timeout, what: str) -> int:
         """Slow path of a get: wait until a message is at the front, return its slot."""
         deadline = _check_timeout(timeout)
@@ -628,7 +635,7 @@ class Ring:
 
     def _get_many_into(self, dst: Any, lens: Any, max_items: int, timeout: Timeout) -> int:
         deadline = _check_timeout(timeout)
-        k = _try_get_many(self._h, dst, lens, max_items)
+        k: int = _try_get_many(self._h, dst, lens, max_items)
         while k < 0:
             self._wait(k, lib.shmring_wait_readable, deadline, "get_many")
             k = _try_get_many(self._h, dst, lens, max_items)
@@ -680,7 +687,7 @@ class ByteRing(Ring):
         super().__init__(h, mem, info, name)
         stage = lib.shmring_stage(h)
         # Slicing a cffi buffer makes the bytes object in one step.
-        self._stage = ffi.buffer(stage, self._slot_size) if stage != ffi.NULL else None
+        self._stage: Any = ffi.buffer(stage, self._slot_size) if stage != ffi.NULL else None
         self._batch: tuple[int, Any, Any, Any] | None = None
 
     def _slot_layout(self) -> tuple[tuple[int, ...], np.dtype]:
@@ -696,7 +703,8 @@ class ByteRing(Ring):
             mv = memoryview(mv.tobytes())
         if mv.nbytes > self._slot_size:
             raise E.InvalidArgument(f"message of {mv.nbytes} bytes is larger than the slot ({self._slot_size} bytes)")
-        return _try_put(self._h, _from_buffer(mv), mv.nbytes)
+        rc: int = _try_put(self._h, _from_buffer(mv), mv.nbytes)
+        return rc
 
     def try_put(self, item: Any) -> bool:
         if type(item) is bytes:
@@ -749,7 +757,7 @@ class ByteRing(Ring):
         src = ffi.cast("char *", ffi.from_buffer(data)) if data else ffi.new("char[1]")
         return (data, lens), src, ffi.from_buffer("uint64_t[]", lens), len(lens), sizes.tolist()
 
-    def _reserve_view(self, i: int, nbytes: int | None = None) -> tuple[np.ndarray, int]:
+    def _reserve_view(self, i: int, nbytes: int | None) -> tuple[np.ndarray, int]:
         if nbytes is None:
             return self._slots[i], self._slot_size
         n = _check_int(nbytes, "nbytes", 0, self._slot_size)
@@ -809,6 +817,9 @@ class ByteRing(Ring):
 class ArrayRing(Ring):
     """A ring whose messages are arrays of one shape and dtype."""
 
+    _shape: tuple[int, ...]
+    _dtype: np.dtype
+
     def __init__(self, h: Any, mem: Any, info: Any, name: str) -> None:
         try:
             dt = _parse_dtype(ffi.string(info.dtype).decode())
@@ -822,7 +833,6 @@ class ArrayRing(Ring):
         super().__init__(h, mem, info, name)
 
     def _slot_layout(self) -> tuple[tuple[int, ...], np.dtype]:
-        assert self._shape is not None and self._dtype is not None
         return (self._capacity,) + self._shape, self._dtype
 
     def _check(self, item: Any) -> None:
@@ -847,7 +857,7 @@ class ArrayRing(Ring):
             _abandon(self._h)
             raise
         rc = _commit(self._h, self._nbytes)
-        return 1 if rc == 0 else rc  # type: ignore[no-any-return]
+        return 1 if rc == 0 else rc
 
     def try_put(self, item: Any) -> bool:
         rc = self._try_put_array(item)
@@ -855,7 +865,7 @@ class ArrayRing(Ring):
             return True
         if rc == _EAGAIN:
             return False
-        return _fail(rc, f"put on ring {self._name!r}")  # type: ignore[no-any-return]
+        return _fail(rc, f"put on ring {self._name!r}")
 
     def put(self, item: Any, timeout: Timeout = None) -> None:
         rc = self._try_put_array(item)
@@ -876,18 +886,20 @@ class ArrayRing(Ring):
         src = ffi.from_buffer(items) if items.size else ffi.new("char[1]")
         return items, ffi.cast("char *", src), None, len(items), None
 
-    def _reserve_view(self, i: int) -> tuple[np.ndarray, int]:  # type: ignore[override]
+    def _reserve_view(self, i: int, nbytes: int | None) -> tuple[np.ndarray, int]:
+        if nbytes is not None:
+            raise E.InvalidArgument("reserve(nbytes=) is for byte rings; an array ring's message fills its slot")
         return self._slots[i], self._nbytes
 
     def _recv_view(self, i: int, n: int) -> np.ndarray:
-        return self._slots_ro[i]
+        return self._slots_ro[i]  # type: ignore[no-any-return]
 
     def get(self, timeout: Timeout = None) -> np.ndarray:
         i = _try_front(self._h, self._lenp)
         if i < 0:
             i = self._front(i, timeout, "get")
         try:
-            return self._slots[i].copy()
+            return self._slots[i].copy()  # type: ignore[no-any-return]
         finally:
             _release(self._h)
 
@@ -898,7 +910,7 @@ class ArrayRing(Ring):
                 return None
             i = self._front(i, 0, "get")
         try:
-            return self._slots[i].copy()
+            return self._slots[i].copy()  # type: ignore[no-any-return]
         finally:
             _release(self._h)
 
@@ -911,7 +923,7 @@ class ArrayRing(Ring):
         """
         m = _check_int(max_items, "max_items", 1, 1 << 32)
         if out is None:
-            out = np.empty((m,) + self._shape, self._dtype)  # type: ignore[operator]
+            out = np.empty((m,) + self._shape, self._dtype)
         elif (not isinstance(out, np.ndarray) or out.dtype != self._dtype or out.shape[1:] != self._shape
               or len(out) < m or not out.flags.c_contiguous or not out.flags.writeable):
             raise E.InvalidArgument(f"out must be a writable C-contiguous (>= {m}, *{self._shape}) array of {self._dtype}")

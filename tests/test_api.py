@@ -212,6 +212,15 @@ def test_reserve_bytes_nbytes(name):
         assert r.get() == b"ok"
 
 
+def test_reserve_nbytes_on_array_ring(name):
+    with shmring.create(name, 2, shape=(2,), dtype=np.int32) as r:
+        with pytest.raises(shmring.ShmringError) as exc:
+            r.reserve(nbytes=4)
+        assert isinstance(exc.value, ValueError)
+        r.put(np.array([1, 2], np.int32))  # the refused reserve left nothing open
+        assert r.get().tolist() == [1, 2]
+
+
 def test_exception_in_reserve_abandons(name):
     with shmring.create(name, 1, slot_size=4) as r:
         with pytest.raises(ZeroDivisionError):
