@@ -172,15 +172,23 @@ int shmring_info(shmring_t *r, struct shmring_info *o)
 		o->producer_pid = p && peer_alive(p) ? peer_pid(p) : 0;
 		o->consumer_pid = c && peer_alive(c) ? peer_pid(c) : 0;
 	}
-	for (unsigned i = 0; i < SHMRING_MAX_ATTACH && n < 31; i++) {
+	/* Stale: nobody but this handle is attached.  Its own entry is one of
+	 * those with our token (a process's other handles count as attached);
+	 * `ls` attaches only to look, and must not keep a ring alive. */
+	o->stale = 1;
+	for (unsigned i = 0, self_seen = 0; i < SHMRING_MAX_ATTACH; i++) {
 		uint64_t tok = load_acquire(&r->hdr->attached[i]);
 		int dup = 0;
 
 		if (!tok || !peer_alive(tok))
 			continue;
+		if (tok == peer_self_token() && !self_seen)
+			self_seen = 1;
+		else
+			o->stale = 0;
 		for (unsigned j = 0; j < n; j++)
 			dup |= o->pids[j] == peer_pid(tok);
-		if (!dup)
+		if (!dup && n < 31)
 			o->pids[n++] = peer_pid(tok);
 	}
 	return 0;

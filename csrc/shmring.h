@@ -61,6 +61,7 @@ struct shmring_info {
 	int32_t producer_pid;     /* 0 when no live producer role holder */
 	int32_t consumer_pid;
 	int32_t pids[32];         /* attached processes known alive, 0-terminated */
+	uint32_t stale;           /* 1: no live process recorded as attached but the caller's own handle */
 };
 
 /* Lifecycle. `name` is the ring name (1-200 chars, no '/', no NUL). */

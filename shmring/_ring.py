@@ -388,6 +388,8 @@ class Ring:
             "producer_pid": int(i.producer_pid) or None,
             "consumer_pid": int(i.consumer_pid) or None,
             "pids": [int(p) for p in i.pids if p],
+            # no live process but this handle attached: a leftover (python -m shmring ls)
+            "stale": bool(i.stale),
         }
 
     # -- lifecycle ------------------------------------------------------------------
