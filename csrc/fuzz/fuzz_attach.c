@@ -87,8 +87,15 @@ static void write_segment(const uint8_t *img, size_t size)
 	close(fd);
 }
 
+/* What a caller may rely on whatever the segment holds: a slot index inside
+ * the ring, a length inside the slot.  (The sanitizers cannot see a stray
+ * access into the mapping's neighbours, so these are checked outright.) */
+#define PROMISE(cond) do { if (!(cond)) { \
+	fprintf(stderr, "fuzz_attach: broken promise: %s\n", #cond); abort(); } } while (0)
+
 /* Every non-blocking call on one handle, in an order that reaches both
- * ends of the ring; return codes are not judged, only memory and time. */
+ * ends of the ring; beyond the promises above, return codes are not judged,
+ * only memory and time. */
 static void drive(shmring_t *r, int shut)
 {
 	uint64_t lens[4], len;
@@ -105,14 +112,20 @@ static void drive(shmring_t *r, int shut)
 	if (!(dst = malloc(dst_size ? dst_size : 1)))
 		abort();
 	for (uint64_t i = 0; i < r->capacity + 2; i++) {
-		(void)shmring_try_get_staged(r);
+		int64_t n = shmring_try_get_staged(r);
+
+		PROMISE(n < 0 || (uint64_t)n <= r->slot_size);
 		if ((idx = shmring_try_front(r, &len)) >= 0) {
 			uint8_t *slot = (uint8_t *)shmring_base(r) + SHMRING_SLOTS_OFF + (uint64_t)idx * r->stride;
 
+			PROMISE((uint64_t)idx < r->capacity && len <= r->slot_size);
 			memcpy(dst, slot, len);   /* what Python's view would read */
 			(void)shmring_release(r);
 		}
-		(void)shmring_try_get_many(r, dst, lens, 4);
+		n = shmring_try_get_many(r, dst, lens, 4);
+		PROMISE(n <= 4);
+		for (int64_t j = 0; j < n; j++)
+			PROMISE(lens[j] <= r->slot_size);
 	}
 	memset(dst, 0x5a, dst_size);
 	(void)shmring_try_put(r, (const char *)dst, r->slot_size);
@@ -120,6 +133,7 @@ static void drive(shmring_t *r, int shut)
 	lens[1] = r->slot_size;
 	(void)shmring_try_put_many(r, dst, lens, 2);
 	if ((idx = shmring_try_reserve(r)) >= 0) {
+		PROMISE((uint64_t)idx < r->capacity);
 		memset((uint8_t *)shmring_base(r) + SHMRING_SLOTS_OFF + (uint64_t)idx * r->stride, 1, r->slot_size);
 		(void)shmring_commit(r, r->slot_size);
 	}

@@ -2,9 +2,14 @@
 # Fuzz the header validation and the read/write paths of every ring kind with
 # libFuzzer under ASan+UBSan (fuzz_attach.c says what is fuzzed and what not).
 #
-#   run.sh            short run for CI: FUZZ_SECONDS (default 50) of fuzzing
-#   run.sh --long     FUZZ_RUNS executions (default 1000000; about 6 min here
-#                     at ~3000 exec/s on one core)
+#   run.sh            short run for CI: FUZZ_SECONDS (default 45) of fuzz_attach,
+#                     FUZZ_PY_SECONDS (default 15) of fuzz_python.py
+#   run.sh --long     FUZZ_RUNS executions of fuzz_attach (default 1000000; about
+#                     5 min here at ~3400 exec/s on one core), FUZZ_PY_RUNS of
+#                     fuzz_python.py (default 200000; ~1000 exec/s)
+#
+# fuzz_python.py (atheris: the Python layer's attach path) runs when atheris can
+# be imported, or installed as a wheel, by $PYTHON (default python3).
 #
 # The seed corpus is made fresh by make_seeds from real rings of every kind
 # (so it follows the ABI); what the fuzzer finds is kept in bin/corpus for the
@@ -36,7 +41,7 @@ rm -f "$bin"/seeds/seed-*
 "$bin/make_seeds" "$bin/seeds" || exit 1
 
 case $mode in
-short) limit="-max_total_time=${FUZZ_SECONDS:-50}" ;;
+short) limit="-max_total_time=${FUZZ_SECONDS:-45}" ;;
 --long|long) limit="-runs=${FUZZ_RUNS:-1000000}" ;;
 *) echo "usage: $0 [--long]"; exit 2 ;;
 esac
@@ -56,16 +61,44 @@ if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|ERROR: libFuzzer' "$l
 	grep -E -A30 'ERROR: (Address|Leak)Sanitizer|runtime error:|ERROR: libFuzzer' "$log" | head -n 60
 	[ "$rc" -eq 0 ] && rc=1
 fi
+execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+if [ "$rc" -eq 0 ]; then
+	echo "fuzz: fuzz_attach: ${execs:-?} executions, 0 crashes"
+else
+	echo "fuzz: fuzz_attach: FAILED (exit $rc) after ${execs:-?} executions"
+fi
+
+# The Python layer's attach path (atheris), when atheris can be had as a wheel.
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import atheris' 2>/dev/null; then
+	"$PY" -m pip install --quiet --only-binary=:all: atheris >/dev/null 2>&1
+fi
+if "$PY" -c 'import atheris, shmring' 2>/dev/null; then
+	case $mode in
+	short) pylimit="-max_total_time=${FUZZ_PY_SECONDS:-15}" ;;
+	*) pylimit="-runs=${FUZZ_PY_RUNS:-200000}" ;;
+	esac
+	pylog=$bin/fuzz_python.log
+	mkdir -p "$bin/corpus_py"
+	echo "== fuzz_python.py $pylimit (log: $pylog)"
+	"$PY" "$here/fuzz_python.py" $pylimit -timeout=10 -print_final_stats=1 \
+		-artifact_prefix="$bin/" "$bin/corpus_py" >"$pylog" 2>&1
+	pyrc=$?
+	pyexecs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$pylog")
+	if [ "$pyrc" -eq 0 ]; then
+		echo "fuzz: fuzz_python: ${pyexecs:-?} executions, 0 crashes"
+	else
+		tail -n 40 "$pylog"
+		echo "fuzz: fuzz_python: FAILED (exit $pyrc) after ${pyexecs:-?} executions"
+		rc=$pyrc
+	fi
+else
+	echo "fuzz: fuzz_python skipped: atheris (or shmring) cannot be imported by $PY"
+fi
 leftover=$(ls /dev/shm 2>/dev/null | grep -E '^shmring\.fuzz\.')
 if [ -n "$leftover" ]; then
 	echo "fuzz: left in /dev/shm: $leftover"
 	for f in $leftover; do rm -f "/dev/shm/$f"; done
 	[ "$rc" -eq 0 ] && rc=1
-fi
-execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-if [ "$rc" -eq 0 ]; then
-	echo "fuzz: ${execs:-?} executions, 0 crashes"
-else
-	echo "fuzz: FAILED (exit $rc) after ${execs:-?} executions"
 fi
 exit "$rc"
