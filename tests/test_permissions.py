@@ -34,6 +34,8 @@ pytestmark = pytest.mark.skipif(
 def other() -> Iterator[pwd.struct_passwd]:
     """A throwaway user with no home and no login, removed at the end."""
     user = f"shmr{os.getpid() % 100000}"
+    # one left by a run that was killed before its clean-up (same pid, later boot)
+    subprocess.run(["userdel", user], check=False, capture_output=True, timeout=60)
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
                    check=True, capture_output=True, timeout=60)
     try:
