@@ -17,8 +17,7 @@ MPMC: an abandoned reservation cannot give its position back (later ones may
 be claimed already), so it leaves a SKIP mark that holds its slot and counts
 in len() until a consumer passes it.  The model keeps such marks.
 
-`pytest --soak` runs six times as many examples, with longer runs of steps
-(each test stays within the suite's 120 s per-test timeout).
+`pytest --soak` adds a run of 2000 examples of 50 steps per kind and form.
 """
 from __future__ import annotations
 
@@ -242,13 +241,23 @@ def machine_for(kind: str, array: bool) -> type[RuleBasedStateMachine]:
     return RingModel
 
 
-@pytest.mark.parametrize("array", [False, True], ids=["bytes", "array"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_ring_matches_deque(kind, array, pytestconfig):
-    soak = pytestconfig.getoption("--soak")
+def check(kind: str, array: bool, examples: int, steps: int) -> None:
     run_state_machine_as_test(
         machine_for(kind, array),
-        settings=settings(max_examples=600 if soak else 100, stateful_step_count=40 if soak else 30,
-                          deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                          database=None),
+        settings=settings(max_examples=examples, stateful_step_count=steps, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow], database=None),
     )
+
+
+@pytest.mark.parametrize("array", [False, True], ids=["bytes", "array"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_ring_matches_deque(kind, array):
+    check(kind, array, examples=100, steps=30)
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("array", [False, True], ids=["bytes", "array"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_ring_matches_deque_soak(kind, array):
+    check(kind, array, examples=2000, steps=50)
