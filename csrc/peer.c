@@ -162,11 +162,12 @@ void attach_register(shmring_t *r)
 
 void attach_unregister(shmring_t *r)
 {
-	/* Remove one entry of ours; other handles of this process keep theirs. */
-	for (unsigned i = 0; i < SHMRING_MAX_ATTACH; i++) {
-		uint64_t cur = peer_self_token();
+	uint64_t me = peer_self_token();
 
-		if (cas_acq_rel(&r->hdr->attached[i], &cur, 0))
-			return;
-	}
+	/* Our own entry: another handle's holds its claim record (mpmc.c), which
+	 * must stay with a live handle.  A handle that never took one in this
+	 * process (table full, or inherited across fork) removes nothing. */
+	if (r->attach_idx >= 0 && role_held(r->attach_epoch))
+		cas_acq_rel(&r->hdr->attached[r->attach_idx], &me, 0);
+	r->attach_idx = -1;
 }

@@ -88,6 +88,7 @@ static int attach_finish(shmring_t *r, int rc, int flags, shmring_t **out)
 		return rc;
 	}
 	r->observer = !!(flags & SHMRING_ATTACH_OBSERVE);
+	r->attach_idx = -1;     /* no entry until attach_register() (never, for an observer) */
 	if (!(r->ops = ops_for(r->kind))) {
 		segment_unmap(r);
 		free(r);
@@ -200,15 +201,21 @@ int shmring_info(shmring_t *r, struct shmring_info *o)
 		o->producer_pid = p && peer_alive(p) ? peer_pid(p) : 0;
 		o->consumer_pid = c && peer_alive(c) ? peer_pid(c) : 0;
 	}
-	for (unsigned i = 0; i < SHMRING_MAX_ATTACH && n < 31; i++) {
+	/* Stale: nobody but this handle is attached (a process's other handles
+	 * count).  `ls` attaches only to look (an observer has no entry), and
+	 * must not keep a ring alive. */
+	o->stale = 1;
+	for (unsigned i = 0; i < SHMRING_MAX_ATTACH; i++) {
 		uint64_t tok = load_acquire(&r->hdr->attached[i]);
 		int dup = 0;
 
 		if (!tok || !peer_alive(tok))
 			continue;
+		if ((int)i != r->attach_idx || !role_held(r->attach_epoch))
+			o->stale = 0;   /* not this handle's own entry */
 		for (unsigned j = 0; j < n; j++)
 			dup |= o->pids[j] == peer_pid(tok);
-		if (!dup)
+		if (!dup && n < 31)
 			o->pids[n++] = peer_pid(tok);
 	}
 	return 0;

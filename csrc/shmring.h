@@ -66,6 +66,7 @@ struct shmring_info {
 	int32_t pids[32];         /* attached processes known alive, 0-terminated */
 	uint64_t lost;            /* in-flight messages of dead peers that survivors gave up */
 	char path[768];           /* the file naming the ring (a memfd attached by fd: its /proc link) */
+	uint32_t stale;           /* 1: no live process recorded as attached but the caller's own handle */
 };
 
 /* Lifecycle. `name` is the ring name (1-200 chars, no '/', no NUL). */

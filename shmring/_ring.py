@@ -480,6 +480,8 @@ class Ring:
             "pids": [int(p) for p in i.pids if p],
             # in-flight messages of peers that died, given up by survivors (mpmc)
             "lost": int(i.lost),
+            # no live process but this handle attached: a leftover (python -m shmring ls)
+            "stale": bool(i.stale),
         }
 
     # -- lifecycle ------------------------------------------------------------------
