@@ -33,6 +33,7 @@ static int finish_open(shmring_t *r, shmring_t **out)
 {
 	int rc;
 
+	wait_init();   /* before this process can publish: notify() depends on it */
 	r->spin_ns = DEFAULT_SPIN_NS;
 	if (r->ops->attach && (rc = r->ops->attach(r)) < 0)
 		return rc;
