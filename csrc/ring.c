@@ -258,7 +258,7 @@ int64_t shmring_try_get_staged(shmring_t *r)
 		return -E2BIG;
 	if ((idx = r->ops->try_front(r, &len)) < 0)
 		return idx;
-	memcpy(r->stage, slot_at(r, (uint64_t)idx), len);
+	copy_msg(r->stage, slot_at(r, (uint64_t)idx), len);
 	r->ops->release(r);
 	return (int64_t)len;
 }
