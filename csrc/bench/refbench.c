@@ -15,8 +15,9 @@
  * in the timed loop.
  *
  * A cell (kind, ring, message size, batch, capacity) runs its variants
- * (shmring, the textbook reference, and references with one of shmring's
- * costs added) round-robin, the starting variant rotated each round, so host
+ * (shmring, the packed textbook reference, the reference + the RMW notify,
+ * and the reference in shmring's slot geometry: the target's yardstick)
+ * round-robin, the starting variant rotated each round, so host
  * noise hits all of them; it reports medians and the median of the per-round
  * ratios.  Trials are timed, not counted: a fixed count would run 10x longer
  * or shorter whenever the host moves the two vCPUs.
