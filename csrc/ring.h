@@ -132,8 +132,9 @@ void attach_unregister(shmring_t *r);
 
 /* wait.c: the slow half of notify() */
 void wait_wake_all(struct shmring_waitq *q);
-/* Once per process, before its first publish: 1 when the kernel gives us
- * membarrier(GLOBAL_EXPEDITED), so notify() may use the light fence. */
+/* Once per process, before its first publish: sets wait_asym to 1 when the
+ * kernel gives this process membarrier(GLOBAL_EXPEDITED), so notify() may use
+ * the light half of the fence. */
 void wait_init(void);
 #if defined(__SANITIZE_THREAD__) || defined(SHMRING_WAIT_RMW)
 /* ThreadSanitizer cannot see membarrier: TSan builds (and builds that ask for
