@@ -27,6 +27,9 @@
 #define read_once(x)         (*(const volatile __typeof__(x) *)&(x))
 /* Sequentially consistent read-modify-write: the wait/notify handshake (wait.c). */
 #define rmw_add_seq_cst(p, v) atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
+/* No instruction: keeps the compiler from moving memory accesses across it.
+ * The light half of wait.c's asymmetric fence (the heavy half is membarrier). */
+#define compiler_barrier()   atomic_signal_fence(memory_order_seq_cst)
 /* Relaxed CAS: claims a position; the slot's turn word carries the ordering. */
 #define cas_relaxed(p, expp, v) \
 	atomic_compare_exchange_weak_explicit((p), (expp), (v), \

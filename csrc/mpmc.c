@@ -54,7 +54,7 @@
 
 static inline struct shmring_slot_meta *meta_at(shmring_t *r, uint64_t pos)
 {
-	return slot_meta(r, slot_at(r, pos % r->capacity));
+	return slot_meta(r, slot_at(r, pos_idx(r, pos)));
 }
 
 static int mpmc_init(shmring_t *r)
@@ -173,7 +173,7 @@ static int mpmc_try_put(shmring_t *r, const void *src, uint64_t len)
 	if ((rc = claim(r, &r->hdr->tail, 0, 1, &pos)) < 0)
 		return (int)rc;
 	CRASH_POINT("mpmc-put-claimed");
-	memcpy(slot_at(r, pos % r->capacity), src, len);
+	memcpy(slot_at(r, pos_idx(r, pos)), src, len);
 	publish(r, pos, len);
 	notify(&r->hdr->data_waitq);
 	return 1;
@@ -202,7 +202,7 @@ static int64_t mpmc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 			CRASH_POINT("mpmc-put-many-half");   /* some of the batch published */
 		uint64_t len = lens ? lens[i] : r->slot_size;
 
-		memcpy(slot_at(r, (pos + i) % r->capacity), p, len);
+		memcpy(slot_at(r, pos_idx(r, pos + i)), p, len);
 		publish(r, pos + i, len);
 		p += len;
 	}
@@ -217,7 +217,7 @@ static int64_t mpmc_try_reserve(shmring_t *r)
 	if (rc < 0 || (rc = claim(r, &r->hdr->tail, 0, 1, &r->tail)) < 0)
 		return rc;
 	r->reserved = 1;
-	return (int64_t)(r->tail % r->capacity);
+	return (int64_t)pos_idx(r, r->tail);
 }
 
 static int mpmc_commit(shmring_t *r, uint64_t len)
@@ -277,7 +277,7 @@ static int64_t mpmc_try_front(shmring_t *r, uint64_t *len)
 		r->head = pos;
 		r->held = 1;
 		*len = n;
-		return (int64_t)(pos % r->capacity);
+		return (int64_t)pos_idx(r, pos);
 	}
 	return -EAGAIN;
 }
@@ -310,7 +310,7 @@ static int64_t mpmc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64
 			uint64_t n = read_once(meta_at(r, pos + i)->len);
 
 			if (n <= r->slot_size) {
-				memcpy(p, slot_at(r, (pos + i) % r->capacity), n);
+				memcpy(p, slot_at(r, pos_idx(r, pos + i)), n);
 				if (lens)
 					lens[got] = n;
 				p += r->slot_size;

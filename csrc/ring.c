@@ -33,6 +33,7 @@ static int finish_open(shmring_t *r, shmring_t **out)
 {
 	int rc;
 
+	wait_init();   /* before this process can publish: notify() depends on it */
 	r->spin_ns = DEFAULT_SPIN_NS;
 	crash_init();
 	if (r->ops->attach && (rc = r->ops->attach(r)) < 0)
@@ -292,7 +293,7 @@ int64_t shmring_try_get_staged(shmring_t *r)
 		return -E2BIG;
 	if ((idx = r->ops->try_front(r, &len)) < 0)
 		return idx;
-	memcpy(r->stage, slot_at(r, (uint64_t)idx), len);
+	copy_msg(r->stage, slot_at(r, (uint64_t)idx), len);
 	r->ops->release(r);
 	return (int64_t)len;
 }

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "atomics.h"
 #include "shmring.h"
@@ -45,6 +46,7 @@ struct shmring {
 	uint8_t *slots;
 	const struct ring_ops *ops;
 	uint64_t capacity, slot_size, stride;
+	uint64_t mask;             /* capacity - 1 if a power of two, else NO_MASK */
 	uint64_t meta_off;         /* offset of the slot record in a slot; 0: none */
 	uint64_t map_size, page_size;
 	uint32_t kind;
@@ -76,9 +78,36 @@ struct shmring {
 	uint64_t stage_size;
 };
 
+#define NO_MASK UINT64_MAX
+
+/* The slot of a free-running position.  A mask where it can: a 64-bit
+ * division costs tens of cycles, as much as the rest of an MPMC put. */
+static inline uint64_t pos_idx(const shmring_t *r, uint64_t pos)
+{
+	return likely(r->mask != NO_MASK) ? pos & r->mask : pos % r->capacity;
+}
+
 static inline uint8_t *slot_at(const shmring_t *r, uint64_t idx)
 {
 	return r->slots + idx * r->stride;
+}
+
+/* A message copy.  Lengths are run-time values, and for a small message
+ * libc's memcpy (a call and a size dispatch) costs as much as the rest of a
+ * put: 8 to 16 bytes take two overlapping 8-byte moves instead (the source, a
+ * slot or the caller's buffer, never overlaps the destination).  Larger sizes
+ * gained nothing in instruction counts (csrc/bench/instr.sh): libc's is good. */
+static inline void copy_msg(void *dst, const void *src, uint64_t n)
+{
+	uint8_t *d = dst;
+	const uint8_t *s = src;
+
+	if (n - 8 > 16 - 8) {
+		memcpy(d, s, n);
+		return;
+	}
+	memcpy(d, s, 8);
+	memcpy(d + n - 8, s + n - 8, 8);
 }
 
 static inline struct shmring_slot_meta *slot_meta(const shmring_t *r, uint8_t *slot)
@@ -146,13 +175,38 @@ void attach_unregister(shmring_t *r);
 
 /* wait.c: the slow half of notify() */
 void wait_wake_all(struct shmring_waitq *q);
+/* Once per process, before its first publish: sets wait_asym to 1 when the
+ * kernel gives this process membarrier(GLOBAL_EXPEDITED), so notify() may use
+ * the light half of the fence. */
+void wait_init(void);
+#if defined(__SANITIZE_THREAD__) || defined(SHMRING_WAIT_RMW)
+/* ThreadSanitizer cannot see membarrier: TSan builds (and builds that ask for
+ * it) check the RMW handshake instead. */
+#define wait_asym 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define wait_asym 0
+#endif
+#endif
+#ifndef wait_asym
+extern int wait_asym;
+#endif
 
 /* After publishing index stores: wake the other side if it sleeps; no system
- * call unless someone does.  The read of `sleepers` is a read-modify-write, not
- * a load: see the top of wait.c for why that loses no wake-up. */
+ * call unless someone does.  With membarrier a relaxed load of `sleepers`
+ * after a compiler barrier (the sleeper pays for the fence), else a seq_cst
+ * read-modify-write: see the top of wait.c for why neither loses a wake-up. */
 static inline void notify(struct shmring_waitq *q)
 {
-	if (unlikely(rmw_add_seq_cst(&q->sleepers, 0)))
+	uint32_t sleeping;
+
+	if (likely(wait_asym)) {
+		compiler_barrier();   /* the index store stays before the load */
+		sleeping = load_relaxed(&q->sleepers);
+	} else {
+		sleeping = rmw_add_seq_cst(&q->sleepers, 0);
+	}
+	if (unlikely(sleeping))
 		wait_wake_all(q);
 }
 

@@ -96,6 +96,7 @@ static void set_geometry(shmring_t *r, const struct shmring_hdr *h,
 {
 	r->kind = h->kind;
 	r->capacity = h->capacity;
+	r->mask = h->capacity & (h->capacity - 1) ? NO_MASK : h->capacity - 1;
 	r->slot_size = h->slot_size;
 	r->stride = stride;
 	r->meta_off = meta_off;

@@ -19,8 +19,6 @@
  * before it is used, and every slot length is read once and checked against
  * slot_size: a scribbled header gives -EUCLEAN, never a stray access.
  */
-#include <string.h>
-
 #include "ring.h"
 
 static int claim_producer(shmring_t *r)
@@ -202,7 +200,7 @@ static int spsc_try_put(shmring_t *r, const void *src, uint64_t len)
 	if ((rc = free_slots(r, 1)) <= 0)
 		return rc < 0 ? (int)rc : -EAGAIN;
 	slot = slot_at(r, r->tail_idx);
-	memcpy(slot, src, len);
+	copy_msg(slot, src, len);
 	set_len(r, slot, len);
 	publish(r, 1, next_idx(r, r->tail_idx));
 	return 1;
@@ -226,7 +224,7 @@ static int64_t spsc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 
 		if (unlikely(!len_fits(r, len)))
 			break;
-		memcpy(slot, p, len);
+		copy_msg(slot, p, len);
 		set_len(r, slot, len);
 		p += len;
 	}
@@ -306,7 +304,7 @@ static int64_t spsc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64
 
 		if ((rc = msg_len(r, slot)) < 0)
 			break;
-		memcpy(p, slot, (uint64_t)rc);
+		copy_msg(p, slot, (uint64_t)rc);
 		if (lens)
 			lens[i] = (uint64_t)rc;
 		p += r->slot_size;

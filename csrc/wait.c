@@ -9,20 +9,46 @@
  * A wait queue is an event count: `seq` is the futex word, bumped by every
  * wake-up; `sleepers` counts processes that are in, or about to enter,
  * futex_wait.  The side that publishes (notify) makes no system call unless
- * someone sleeps.  Why no wake-up is lost:
+ * someone sleeps.  It is Dekker's pattern: each side stores, then loads what
+ * the other stores, and needs a full fence in between (x86 lets a load pass
+ * an earlier store).  Publishes are hot, sleeps are rare, so the fence is
+ * asymmetric (as in liburcu / folly's asymmetric barriers):
  *
- *   notifier                              sleeper
- *   store_release(index)                  fetch_add(sleepers, 1)      seq_cst RMW
- *   fetch_add(sleepers, 0)  seq_cst RMW   s = load_acquire(seq); ready? (load index)
- *   if it read > 0: seq++, futex_wake     if not ready: futex_wait(seq, s)
+ *   notifier (every publish)             sleeper (once per sleep)
+ *   store_release(index)                 fetch_add(sleepers, 1)
+ *   compiler barrier                     membarrier(GLOBAL_EXPEDITED)
+ *   n = load_relaxed(sleepers)           s = load_acquire(seq); ready? (load index)
+ *   if n > 0: seq++, futex_wake          if not ready: futex_wait(seq, s)
  *
- * Both sides read-modify-write `sleepers`, so one RMW reads the other's value.
- * If the notifier's comes second it reads >= 1 and wakes: the seq bump makes
- * a futex_wait that has not started return at once (seq != s).  If the
- * sleeper's comes second it reads from the notifier's RMW, which (seq_cst:
- * release and acquire) makes the notifier's index store visible to the
- * sleeper's readiness check, and it does not sleep.  RMWs rather than
- * fences: the argument holds in the C11 model and ThreadSanitizer checks it.
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) returns only after every
+ * running thread of every process registered for it (each process registers
+ * in wait_init(), before it can publish; fork keeps the registration, exec
+ * drops it and the new image must attach again) has executed a full memory
+ * barrier, sequenced between the sleeper's own full barriers before and after
+ * the call (a thread not running gets it from its next context switch).
+ * Call that barrier F, in the notifier's instruction stream, where the
+ * compiler barrier pins the store before the load.  If F comes after the
+ * index store, the store is visible before membarrier returns, so the
+ * sleeper's readiness check sees it and it does not sleep.  If F comes before
+ * the store, it is also before the load of `sleepers`, and the sleeper's
+ * increment was visible before F: the notifier reads >= 1 and wakes.  The
+ * `seq` bump (seq_cst RMW) makes a futex_wait that has not started return at
+ * once (seq != s).  One membarrier covers every later look at readiness in
+ * the same sleep: `sleepers` stays >= 1 until the sleeper leaves.
+ *
+ * Without membarrier (old kernel, seccomp, ThreadSanitizer builds, or
+ * -DSHMRING_WAIT_RMW), wait_asym is 0 and both sides read-modify-write
+ * `sleepers` with seq_cst: one RMW reads the other's value.  If the
+ * notifier's comes second it reads >= 1 and wakes; if the sleeper's comes
+ * second it reads from the notifier's RMW, which (release and acquire) makes
+ * the index store visible to the readiness check.  That argument holds in
+ * the C11 model and ThreadSanitizer checks it; TSan cannot model membarrier,
+ * so the light path is checked by stress_wait's -O2 runs across processes,
+ * which count every sleep that ended without a wake-up ("unwoken": a notify()
+ * that merely loads `sleepers`, with no membarrier, gives dozens).
+ * The mode is per process: all processes of one host share the kernel, so they
+ * agree unless a seccomp filter denies membarrier to some (then a wake-up can be
+ * late by one PEER_CHECK_NS slice, never lost for longer).
  * The futex is not FUTEX_PRIVATE: the word lives in shared memory.
  *
  * Waits are bounded slices (the caller loops) so that Python can run signal
@@ -32,6 +58,8 @@
 #define _GNU_SOURCE
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +68,40 @@
 
 #define DEFAULT_SLICE_NS 100000000LL  /* 100 ms: the bound on Ctrl+C when the signal lands on another thread */
 #define PEER_CHECK_NS    50000000LL   /* how often a sleeper asks whether its peer died */
+
+#ifndef wait_asym
+int wait_asym;   /* set once, by wait_init(), before this process publishes */
+
+static void asym_init(void)
+{
+	int cmds = (int)syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+
+	wait_asym = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+		syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
+void wait_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, asym_init);
+}
+
+/* The heavy half of the fence: see the top of this file. */
+static void heavy_fence(void)
+{
+	if (wait_asym)
+		syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+}
+#else
+void wait_init(void)
+{
+}
+
+static void heavy_fence(void)
+{
+}
+#endif
 
 static int64_t now_ns(void)
 {
@@ -102,7 +164,8 @@ static int wait_until(shmring_t *r, int (*ready)(shmring_t *), struct shmring_wa
 		return now < deadline ? r->ops->wait(r, reader, deadline - now) : -ETIMEDOUT;
 
 	/* Sleep.  See the top of this file for why no wake-up is lost. */
-	rmw_add_seq_cst(&q->sleepers, 1);   /* pairs with notify()'s RMW */
+	rmw_add_seq_cst(&q->sleepers, 1);   /* pairs with notify()'s load (or RMW) */
+	heavy_fence();
 	peer_checked = now;
 	for (;;) {
 		uint32_t seq = load_acquire(&q->seq);   /* pairs with wait_wake_all() */

@@ -13,8 +13,10 @@
  *           keep one: written by put, read and checked by get, which then
  *           copies that many bytes, a run-time length as in shmring)
  *   RMW     1: one seq_cst fetch_add(word, 0) after each publish, on a line of
- *           the publisher's own: the cost of shmring's notify() (wait.c)
- *   MOD     1: slot = pos % cap (a division) instead of pos & (cap - 1)
+ *           the publisher's own: the cost of shmring's notify() in its RMW
+ *           handshake (the fallback without membarrier, wait.c)
+ *   MOD     1: slot = pos % cap (a division) instead of pos & (cap - 1); shmring
+ *           divides only for capacities that are not powers of two
  */
 #ifndef REFBENCH_REFS_H
 #define REFBENCH_REFS_H

@@ -2,8 +2,9 @@
 # Build the C tests against csrc/*.c and run them under the sanitizers:
 #   test_ring            ASan+UBSan, then the plain -O2 build
 #   stress_spsc          TSan, ASan+UBSan, then the plain -O2 build
-#   stress_wait          TSan (two threads, one mapping), then the plain -O2 build
-#                        (two processes, shutdown and dead-peer wake-ups)
+#   stress_wait          TSan (two threads, one mapping; the RMW handshake), then the
+#                        plain -O2 build (two processes, membarrier handshake, shutdown
+#                        and dead-peer wake-ups), then -O2 with the RMW handshake
 #   stress_mpmc          TSan, ASan+UBSan, then the plain -O2 build (MPMC and locked
 #                        kinds, P producer x C consumer threads over one mapping)
 # Every build is -Wall -Wextra -Werror.  Exits non-zero on any failure, any
@@ -17,6 +18,8 @@
 # futex sleep (a cross-CPU wake-up costs ~30 us here, two per hand-off at cap 1):
 #   WAIT_TSAN_HANDOFFS=100000                TSan, threads: 10-20 s
 #   WAIT_HANDOFFS=600000                     -O2, processes: 40-60 s on 2 cores (10^6: 80-95 s)
+#                                            (the membarrier handshake, wait.c)
+#   WAIT_RMW_HANDOFFS=100000                 -O2, -DSHMRING_WAIT_RMW: the fallback, 10-25 s
 # Messages per stress_mpmc configuration (-n; 80 configurations, wait mode n/4
 # under TSan, n/16 otherwise, plus 300 / 2000 short streams):
 #   MPMC_TSAN_MESSAGES=15000                 TSan: 20-30 s on 2 cores
@@ -38,6 +41,7 @@ STRESS_MESSAGES=${STRESS_MESSAGES:-2000000}
 PLAIN_MESSAGES=${PLAIN_MESSAGES:-500000}
 WAIT_TSAN_HANDOFFS=${WAIT_TSAN_HANDOFFS:-100000}
 WAIT_HANDOFFS=${WAIT_HANDOFFS:-600000}
+WAIT_RMW_HANDOFFS=${WAIT_RMW_HANDOFFS:-100000}
 MPMC_TSAN_MESSAGES=${MPMC_TSAN_MESSAGES:-15000}
 MPMC_MESSAGES=${MPMC_MESSAGES:-100000}
 MPMC_PLAIN_MESSAGES=${MPMC_PLAIN_MESSAGES:-100000}
@@ -124,6 +128,9 @@ build stress_spsc.plain "$PLAIN" stress_spsc.c &&
 	run_one stress_spsc.plain "$bin/stress_spsc.plain" -n "$PLAIN_MESSAGES"
 build stress_wait.plain "$PLAIN" stress_wait.c &&
 	run_one stress_wait.plain "$bin/stress_wait.plain" -m procs,shutdown,dead -n "$WAIT_HANDOFFS"
+# The fallback handshake (no membarrier) in real code generation, across processes.
+build stress_wait.rmw "$PLAIN -DSHMRING_WAIT_RMW" stress_wait.c &&
+	run_one stress_wait.rmw "$bin/stress_wait.rmw" -m procs -n "$WAIT_RMW_HANDOFFS"
 build stress_mpmc.plain "$PLAIN" stress_mpmc.c &&
 	run_one stress_mpmc.plain "$bin/stress_mpmc.plain" -n "$MPMC_PLAIN_MESSAGES"
 
