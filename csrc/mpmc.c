@@ -81,7 +81,8 @@ static inline struct shmring_claim *my_claims(shmring_t *r)
 /* Claim up to max consecutive positions of `counter` whose slots have the turn
  * 2p + side (side 0: producers, 1: consumers).  Returns how many (>= 1), their
  * first position in *first, or -EAGAIN (full / empty / contended). */
-static int64_t claim(shmring_t *r, _Atomic uint64_t *counter, uint64_t side, uint64_t max,
+static inline __attribute__((always_inline)) int64_t
+claim(shmring_t *r, _Atomic uint64_t *counter, uint64_t side, uint64_t max,
 		     uint64_t *first)
 {
 	struct shmring_claim *rec = my_claims(r);
@@ -173,7 +174,7 @@ static int mpmc_try_put(shmring_t *r, const void *src, uint64_t len)
 	if ((rc = claim(r, &r->hdr->tail, 0, 1, &pos)) < 0)
 		return (int)rc;
 	CRASH_POINT("mpmc-put-claimed");
-	memcpy(slot_at(r, pos_idx(r, pos)), src, len);
+	copy_msg(slot_at(r, pos_idx(r, pos)), src, len);
 	publish(r, pos, len);
 	notify(&r->hdr->data_waitq);
 	return 1;
