@@ -244,11 +244,18 @@ static int mpmc_abandon(shmring_t *r)
 }
 
 /* Empty: end of stream once shut down and every claimed position is consumed. */
+static int mpmc_peer_dead(shmring_t *r, int reader);
+
 static int64_t empty_rc(shmring_t *r)
 {
 	/* Pairs with shmring_shutdown's release. */
 	if (!load_acquire(&r->hdr->shutdown))
 		return -EAGAIN;
+	/* Shut down: readable() now says "look" for good, so a reader never sleeps
+	 * long enough for wait.c's peer check.  A claim still in the way may be a
+	 * dead producer's: give it up here, or the drain would never end. */
+	if (load_acquire(&r->hdr->tail) != load_acquire(&r->hdr->head))
+		mpmc_peer_dead(r, 1);
 	return load_acquire(&r->hdr->tail) == load_acquire(&r->hdr->head) ? -ENODATA : -EAGAIN;
 }
 

@@ -210,6 +210,8 @@ def test_kills_soak(tmp_path: Path) -> None:
             t = POINTS[(i // 3) % len(POINTS)]
         else:
             t = replace(RANDOM[i % len(RANDOM)], capacity=rng.choice([1, 2, 4, 16]))
+        print(f"trial {i}: {t.kind} {t.victim} {t.point or 'random'} {t.put}/{t.get} "
+              f"capacity {t.capacity}", flush=True)
         r = run_trial(t, unique_name("crash"), tmp_path, rng)
         for k in totals:
             totals[k] += r[k]

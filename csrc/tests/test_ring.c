@@ -1423,6 +1423,30 @@ static int t_mpmc_dead_producer(long cap)
 	return PASS;
 }
 
+/* Shut down with a dead producer's claim in the way: the drain ends (readers
+ * no longer sleep once shut down, so the try path gives the claim up). */
+static int t_mpmc_dead_producer_shutdown(void)
+{
+	const char *n = ring_name();
+	shmring_t *a = mk_mpmc(n, 4);
+	pid_t pid;
+
+	CHECK(a);
+	EQ(put_pat(a, 8, 1), 1);
+	CHECK((pid = spawn()) >= 0);
+	if (pid == 0) {
+		shmring_t *b = NULL;
+
+		_exit(shmring_attach(n, 0, &b) == 0 && shmring_try_reserve(b) >= 0 ? 0 : 1);
+	}
+	EQ(reap(), 0);
+	EQ(shmring_shutdown(a), 0);
+	CHECK(got(a, 8, 1));
+	EQ(shmring_try_get_staged(a), -ENODATA);
+	EQ(lost(a), 1);
+	return PASS;
+}
+
 /* A consumer dies holding a message (recv): a waiting producer gives it up. */
 static int t_mpmc_dead_consumer(void)
 {
@@ -1613,6 +1637,7 @@ int main(int argc, char **argv)
 	add(t_mpmc_dead_producer, 1, "mpmc: dead producer's claim given up, cap=1");
 	add(t_mpmc_dead_producer, 4, "mpmc: dead producer's claim given up, cap=4");
 	add0(t_mpmc_dead_consumer, "mpmc: dead consumer's held slot given up");
+	add0(t_mpmc_dead_producer_shutdown, "mpmc: shut down past a dead claim -> -ENODATA");
 	add0(t_mpmc_live_claim_kept, "mpmc: a live claim is never given up");
 	add0(t_mpmc_untracked, "mpmc: attach table full -> no recovery, timeout");
 
