@@ -147,6 +147,7 @@ static int put_begin(shmring_t *r)
 		return -EPIPE;
 	if ((rc = take(&area(r)->empty)) < 0)
 		return rc;
+	CRASH_POINT("locked-put-token");     /* a free slot's token taken, no mutex */
 	if ((rc = lock(r)) < 0) {
 		sem_post(&area(r)->empty);
 		return rc;
@@ -256,6 +257,7 @@ static int get_begin(shmring_t *r)
 	if (take(&area(r)->full) < 0)
 		/* Pairs with shmring_shutdown's release; puts happen before it or fail. */
 		return load_acquire(&r->hdr->shutdown) && shmring_length(r) == 0 ? -ENODATA : -EAGAIN;
+	CRASH_POINT("locked-get-token");     /* a message's token taken, no mutex */
 	if ((rc = lock(r)) < 0) {
 		sem_post(&area(r)->full);
 		return rc;
@@ -346,6 +348,8 @@ static int64_t locked_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint
 /* Waiting is sem_clockwait: take a token, give it straight back, and let the
  * try call compete for it.  A spare token woken by shutdown is passed on so
  * that every waiter wakes. */
+#define TOKEN_CHECK_NS 50000000LL   /* how often a waiter looks for a lost token */
+
 static int sem_wait_ns(sem_t *s, int64_t ns)
 {
 	struct timespec ts;
@@ -363,11 +367,38 @@ static int sem_wait_ns(sem_t *s, int64_t ns)
 	return 0;
 }
 
+/* A process killed between its semaphore wait and the mutex took a token
+ * with it: a free slot (or a message) that no waiter is ever told about, so at
+ * capacity 1 the ring would stop for good.  A waiter that slept a slice for
+ * nothing counts under the mutex: if the ring has what it waits for and the
+ * semaphore says 0, it posts one.  If the reason was a live holder that is
+ * merely slow, the token is a spare, and spares are dropped under the mutex
+ * (put_begin, get_begin): the ring never holds more than its capacity. */
+static void restore_lost_token(shmring_t *r, int reader)
+{
+	sem_t *s = reader ? &area(r)->full : &area(r)->empty;
+	int v;
+
+	if (lock(r) < 0)
+		return;
+	if (!(reader ? ring_empty(r) : ring_full(r)) && sem_getvalue(s, &v) == 0 && v <= 0)
+		sem_post(s);
+	unlock(r);
+}
+
 static int locked_wait(shmring_t *r, int reader, int64_t timeout_ns)
 {
-	if (load_acquire(&r->hdr->shutdown))
-		return 0;
-	return sem_wait_ns(reader ? &area(r)->full : &area(r)->empty, timeout_ns);
+	while (!load_acquire(&r->hdr->shutdown)) {
+		int64_t slice = timeout_ns < TOKEN_CHECK_NS ? timeout_ns : TOKEN_CHECK_NS;
+		int rc = sem_wait_ns(reader ? &area(r)->full : &area(r)->empty, slice);
+
+		if (rc != -ETIMEDOUT)
+			return rc;
+		restore_lost_token(r, reader);
+		if ((timeout_ns -= slice) <= 0)
+			return -ETIMEDOUT;
+	}
+	return 0;
 }
 
 static int locked_writable(shmring_t *r)

@@ -11,7 +11,7 @@ within a bound, and the ledger (tests/crash_worker.py) must show:
     yet tried arrived at all;
   - at a named crash point, exactly the messages that point puts in flight are
     missing, and the ring's info()["lost"] counts the ones it gave up.
-The default run makes 21 kills; `--soak` makes 240 more (80 at crash points).
+The default run makes 23 kills; `--soak` makes 240 more (80 at crash points).
 """
 from __future__ import annotations
 
@@ -174,6 +174,10 @@ POINTS = [
     Trial("locked", "producer", "locked-put-written", missing=1, unlost=1),
     Trial("locked", "producer", "locked-put-done", missing=0),
     Trial("locked", "consumer", "locked-get-done", missing=1, unlost=1),
+    # locked: dies between its semaphore and the mutex, taking a token; at capacity 1
+    # the ring would stop for good unless a waiter restores it
+    Trial("locked", "producer", "locked-put-token", capacity=1, missing=1, unlost=1),
+    Trial("locked", "consumer", "locked-get-token", capacity=1, missing=0),
 ]
 
 
