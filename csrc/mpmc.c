@@ -379,6 +379,8 @@ static int give_up_dead(shmring_t *r, uint64_t side, uint64_t q)
 	 * the counter past q, we see the record it stored before claiming q. */
 	if (load_acquire(claimed) - q - 1 >= r->capacity)
 		return 0;                /* q is not claimed (or the counter is scribbled) */
+	/* Relaxed: an untracked claimant stores the flag before its release CAS,
+	 * which our acquire of the counter above has seen. */
 	if (load_relaxed(&r->hdr->untracked) || live_claim_covers(r, side, q))
 		return 0;
 	/* SYNC POINT: the CAS makes one survivor do it; release pairs with the

@@ -1385,6 +1385,24 @@ static uint64_t lost(shmring_t *r)
 	return i.lost;
 }
 
+/* A child attaches, claims one position (a producer's reserve, or a
+ * consumer's front) and exits without finishing it: a dead claimant, reaped. */
+static int die_claiming(const char *n, int consumer)
+{
+	pid_t pid;
+	uint64_t len;
+
+	if ((pid = spawn()) < 0)
+		return -1;
+	if (pid == 0) {
+		shmring_t *b = NULL;
+
+		_exit(shmring_attach(n, 0, &b) == 0 &&
+		      (consumer ? shmring_try_front(b, &len) : shmring_try_reserve(b)) >= 0 ? 0 : 1);
+	}
+	return reap();
+}
+
 /* A producer dies between claim and publish: survivors give the position up
  * (counted lost) and the stream goes on, at capacity 1 (the writer must do
  * it) and above (the reader does). */
@@ -1393,18 +1411,11 @@ static int t_mpmc_dead_producer(long cap)
 	const char *n = ring_name();
 	shmring_t *a = mk_mpmc(n, (uint64_t)cap);
 	int64_t t0;
-	pid_t pid;
 
 	CHECK(a);
 	EQ(put_pat(a, 8, 1), 1);
 	CHECK(got(a, 8, 1));
-	CHECK((pid = spawn()) >= 0);
-	if (pid == 0) {
-		shmring_t *b = NULL;
-
-		_exit(shmring_attach(n, 0, &b) == 0 && shmring_try_reserve(b) >= 0 ? 0 : 1);
-	}
-	EQ(reap(), 0);
+	EQ(die_claiming(n, 0), 0);
 	EQ(shmring_try_get_staged(a), -EAGAIN);       /* the dead claim is in the way */
 	t0 = t_now_ns();
 	if (cap == 1) {
@@ -1429,17 +1440,10 @@ static int t_mpmc_dead_producer_shutdown(void)
 {
 	const char *n = ring_name();
 	shmring_t *a = mk_mpmc(n, 4);
-	pid_t pid;
 
 	CHECK(a);
 	EQ(put_pat(a, 8, 1), 1);
-	CHECK((pid = spawn()) >= 0);
-	if (pid == 0) {
-		shmring_t *b = NULL;
-
-		_exit(shmring_attach(n, 0, &b) == 0 && shmring_try_reserve(b) >= 0 ? 0 : 1);
-	}
-	EQ(reap(), 0);
+	EQ(die_claiming(n, 0), 0);
 	EQ(shmring_shutdown(a), 0);
 	CHECK(got(a, 8, 1));
 	EQ(shmring_try_get_staged(a), -ENODATA);
@@ -1452,19 +1456,11 @@ static int t_mpmc_dead_consumer(void)
 {
 	const char *n = ring_name();
 	shmring_t *a = mk_mpmc(n, 2);
-	uint64_t len;
-	pid_t pid;
 
 	CHECK(a);
 	EQ(put_pat(a, 8, 1), 1);
 	EQ(put_pat(a, 8, 2), 1);
-	CHECK((pid = spawn()) >= 0);
-	if (pid == 0) {
-		shmring_t *b = NULL;
-
-		_exit(shmring_attach(n, 0, &b) == 0 && shmring_try_front(b, &len) >= 0 ? 0 : 1);
-	}
-	EQ(reap(), 0);
+	EQ(die_claiming(n, 1), 0);
 	EQ(put_pat(a, 8, 3), -EAGAIN);                 /* message 1's slot is held */
 	EQ(shmring_wait_writable(a, 2000000000), 0);
 	EQ(put_pat(a, 8, 3), 1);
