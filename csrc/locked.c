@@ -350,6 +350,14 @@ static int64_t locked_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint
  * that every waiter wakes. */
 #define TOKEN_CHECK_NS 50000000LL   /* how often a waiter looks for a lost token */
 
+static int64_t locked_try_get(shmring_t *r, void *dst)
+{
+	uint64_t len;
+	int64_t rc = locked_try_get_many(r, dst, &len, 1);
+
+	return rc < 0 ? rc : (int64_t)len;
+}
+
 static int sem_wait_ns(sem_t *s, int64_t ns)
 {
 	struct timespec ts;
@@ -444,6 +452,7 @@ const struct ring_ops locked_ops = {
 	.abandon = locked_abandon,
 	.try_front = locked_try_front,
 	.release = locked_release,
+	.try_get = locked_try_get,
 	.try_get_many = locked_try_get_many,
 	.writable = locked_writable,
 	.readable = locked_readable,

@@ -75,30 +75,38 @@ static inline struct shmring_claim *my_claims(shmring_t *r)
 {
 	if (unlikely(!role_held(r->attach_epoch)))
 		attach_register(r);
-	return r->attach_idx >= 0 ? &r->claims[r->attach_idx] : NULL;
+	return r->my_claim;
 }
 
 /* Claim up to max consecutive positions of `counter` whose slots have the turn
  * 2p + side (side 0: producers, 1: consumers).  Returns how many (>= 1), their
- * first position in *first, or -EAGAIN (full / empty / contended). */
+ * first position in *first and its slot in *slot, or -EAGAIN (full / empty /
+ * contended).  Inlined per call site: max is a constant there, and the single
+ * position's loop folds away. */
 static inline __attribute__((always_inline)) int64_t
 claim(shmring_t *r, _Atomic uint64_t *counter, uint64_t side, uint64_t max,
-		     uint64_t *first)
+      uint64_t *first, uint8_t **slot)
 {
+	/* In locals (next_slot()): an atomic access makes the compiler reload
+	 * every field of *r otherwise. */
+	const uint64_t cap = r->capacity, stride = r->stride, meta = r->meta_off;
 	struct shmring_claim *rec = my_claims(r);
 	uint64_t pos = load_relaxed(counter);
 
 	for (int tries = 0; tries < MAX_TRIES; tries++) {
-		uint64_t n = 0;
+		uint64_t n = 0, idx = pos_idx(r, pos);
+		uint8_t *s0 = slot_at(r, idx), *s = s0;
 
 		while (n < max) {
 			/* SYNC POINT: pairs with the release of seq that gave this
 			 * position its turn (publish, hand_back or give_up_dead). */
-			uint64_t seq = load_acquire(&meta_at(r, pos + n)->seq);
+			uint64_t seq = load_acquire(&((struct shmring_slot_meta *)(void *)
+						      (s + meta))->seq);
 			int64_t dif = (int64_t)(seq - (2 * (pos + n) + side));
 
 			if (dif == 0) {
 				n++;
+				s = next_slot(r, s, &idx, cap, stride);
 				continue;
 			}
 			if (n == 0 && dif > 0)   /* another claimant took it: look again */
@@ -115,6 +123,7 @@ claim(shmring_t *r, _Atomic uint64_t *counter, uint64_t side, uint64_t max,
 		 * that acquire-loads the counter (give_up_dead). */
 		if (cas_release(counter, &pos, pos + n)) {
 			*first = pos;
+			*slot = s0;
 			return (int64_t)n;
 		}
 		continue;                        /* the failed CAS reloaded pos */
@@ -137,9 +146,9 @@ reload:
 	return -EAGAIN;
 }
 
-static inline void publish(shmring_t *r, uint64_t pos, uint64_t len)
+static inline void publish(shmring_t *r, uint8_t *slot, uint64_t pos, uint64_t len)
 {
-	struct shmring_slot_meta *m = meta_at(r, pos);
+	struct shmring_slot_meta *m = slot_meta(r, slot);
 
 	m->len = len;
 	/* SYNC POINT: the message of pos is complete; pairs with the acquire in
@@ -147,11 +156,11 @@ static inline void publish(shmring_t *r, uint64_t pos, uint64_t len)
 	store_release(&m->seq, 2 * pos + 1);
 }
 
-static inline void hand_back(shmring_t *r, uint64_t pos)
+static inline void hand_back(shmring_t *r, uint8_t *slot, uint64_t pos)
 {
 	/* SYNC POINT: our reads of the slot are done; pairs with the acquire in
 	 * the claim() of the producer of pos + capacity. */
-	store_release(&meta_at(r, pos)->seq, 2 * (pos + r->capacity));
+	store_release(&slot_meta(r, slot)->seq, 2 * (pos + r->capacity));
 }
 
 static inline int put_check(shmring_t *r)
@@ -165,47 +174,52 @@ static inline int put_check(shmring_t *r)
 static int mpmc_try_put(shmring_t *r, const void *src, uint64_t len)
 {
 	uint64_t pos;
+	uint8_t *slot;
 	int64_t rc;
 
-	if ((rc = put_check(r)) < 0)
+	if (unlikely((rc = put_check(r)) < 0))
 		return (int)rc;
 	if (unlikely(len > r->slot_size))
 		return -EMSGSIZE;
-	if ((rc = claim(r, &r->hdr->tail, 0, 1, &pos)) < 0)
+	if ((rc = claim(r, &r->hdr->tail, 0, 1, &pos, &slot)) < 0)
 		return (int)rc;
 	CRASH_POINT("mpmc-put-claimed");
-	copy_msg(slot_at(r, pos_idx(r, pos)), src, len);
-	publish(r, pos, len);
+	copy_msg(slot, src, len);
+	publish(r, slot, pos, len);
 	notify(&r->hdr->data_waitq);
 	return 1;
 }
 
 static int64_t mpmc_try_put_many(shmring_t *r, const void *src, const uint64_t *lens, uint64_t n)
 {
+	const uint64_t cap = r->capacity, stride = r->stride, size = r->slot_size;
 	const uint8_t *p = src;
-	uint64_t pos, i;
+	uint64_t pos, i, idx;
+	uint8_t *slot;
 	int64_t rc;
 
-	if ((rc = put_check(r)) < 0)
+	if (unlikely((rc = put_check(r)) < 0))
 		return rc;
 	/* Check the lengths first: a claimed position must be published. */
 	if (lens) {
-		for (i = 0; i < n && lens[i] <= r->slot_size; i++)
+		for (i = 0; i < n && lens[i] <= size; i++)
 			;
 		if (i == 0)
 			return -EMSGSIZE;
 		n = i;
 	}
-	if ((rc = claim(r, &r->hdr->tail, 0, n, &pos)) < 0)
+	if ((rc = claim(r, &r->hdr->tail, 0, n, &pos, &slot)) < 0)
 		return rc;
+	idx = pos_idx(r, pos);
 	for (i = 0; i < (uint64_t)rc; i++) {
+		uint64_t len = lens ? lens[i] : size;
+
 		if (i == 1)
 			CRASH_POINT("mpmc-put-many-half");   /* some of the batch published */
-		uint64_t len = lens ? lens[i] : r->slot_size;
-
-		memcpy(slot_at(r, pos_idx(r, pos + i)), p, len);
-		publish(r, pos + i, len);
+		copy_msg(slot, p, len);
+		publish(r, slot, pos + i, len);
 		p += len;
+		slot = next_slot(r, slot, &idx, cap, stride);
 	}
 	notify(&r->hdr->data_waitq);   /* once per batch */
 	return rc;
@@ -213,9 +227,10 @@ static int64_t mpmc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 
 static int64_t mpmc_try_reserve(shmring_t *r)
 {
+	uint8_t *slot;
 	int64_t rc = put_check(r);
 
-	if (rc < 0 || (rc = claim(r, &r->hdr->tail, 0, 1, &r->tail)) < 0)
+	if (rc < 0 || (rc = claim(r, &r->hdr->tail, 0, 1, &r->tail, &slot)) < 0)
 		return rc;
 	r->reserved = 1;
 	return (int64_t)pos_idx(r, r->tail);
@@ -228,7 +243,7 @@ static int mpmc_commit(shmring_t *r, uint64_t len)
 	if (len > r->slot_size)
 		return -EMSGSIZE;
 	r->reserved = 0;
-	publish(r, r->tail, len);
+	publish(r, slot_at(r, pos_idx(r, r->tail)), r->tail, len);
 	notify(&r->hdr->data_waitq);
 	return 0;
 }
@@ -237,7 +252,8 @@ static int mpmc_abandon(shmring_t *r)
 {
 	if (r->reserved) {
 		r->reserved = 0;
-		publish(r, r->tail, SKIP);   /* the position is spent: consumers pass it */
+		/* the position is spent: consumers pass it */
+		publish(r, slot_at(r, pos_idx(r, r->tail)), r->tail, SKIP);
 		notify(&r->hdr->data_waitq);
 	}
 	return 0;
@@ -259,35 +275,43 @@ static int64_t empty_rc(shmring_t *r)
 	return load_acquire(&r->hdr->tail) == load_acquire(&r->hdr->head) ? -ENODATA : -EAGAIN;
 }
 
-static int64_t mpmc_try_front(shmring_t *r, uint64_t *len)
+/* Claim the next message, passing over abandoned slots: its length, with
+ * its position and slot, for the caller to read and hand back; or -errno. */
+static inline __attribute__((always_inline)) int64_t
+take(shmring_t *r, uint64_t *pos, uint8_t **slot)
 {
 	if (unlikely(r->held))
 		return -EINPROGRESS;
 	for (int tries = 0; tries < MAX_TRIES; tries++) {
-		uint64_t pos, n;
-		int64_t rc = claim(r, &r->hdr->head, 1, 1, &pos);
+		int64_t rc = claim(r, &r->hdr->head, 1, 1, pos, slot);
+		uint64_t n;
 
 		if (rc < 0)
 			return rc == -EAGAIN ? empty_rc(r) : rc;
 		CRASH_POINT("mpmc-get-claimed");
-		n = read_once(meta_at(r, pos)->len);
-		if (n == SKIP) {                /* abandoned by its producer */
-			hand_back(r, pos);
-			/* the slot is free: a producer may sleep on it */
-			notify(&r->hdr->space_waitq);
-			continue;
-		}
-		if (n > r->slot_size) {         /* scribbled: give the slot back, say so */
-			hand_back(r, pos);
-			notify(&r->hdr->space_waitq);
+		n = read_once(slot_meta(r, *slot)->len);
+		if (likely(n <= r->slot_size))
+			return (int64_t)n;
+		/* Abandoned by its producer, or scribbled: give the slot back
+		 * (a producer may sleep on it), and pass it or say so. */
+		hand_back(r, *slot, *pos);
+		notify(&r->hdr->space_waitq);
+		if (n != SKIP)
 			return -EUCLEAN;
-		}
-		r->head = pos;
-		r->held = 1;
-		*len = n;
-		return (int64_t)pos_idx(r, pos);
 	}
 	return -EAGAIN;
+}
+
+static int64_t mpmc_try_front(shmring_t *r, uint64_t *len)
+{
+	uint8_t *slot = NULL;
+	int64_t rc = take(r, &r->head, &slot);
+
+	if (rc < 0)
+		return rc;
+	r->held = 1;
+	*len = (uint64_t)rc;
+	return (int64_t)pos_idx(r, r->head);
 }
 
 static int mpmc_release(shmring_t *r)
@@ -295,38 +319,56 @@ static int mpmc_release(shmring_t *r)
 	if (!r->held)
 		return -EINVAL;
 	r->held = 0;
-	hand_back(r, r->head);
+	hand_back(r, slot_at(r, pos_idx(r, r->head)), r->head);
 	notify(&r->hdr->space_waitq);
 	return 0;
 }
 
+static int64_t mpmc_try_get(shmring_t *r, void *dst)
+{
+	uint64_t pos = 0;        /* set whenever take() succeeds; gcc cannot tell */
+	uint8_t *slot = NULL;
+	int64_t rc = take(r, &pos, &slot);
+
+	if (rc < 0)
+		return rc;
+	copy_msg(dst, slot, (uint64_t)rc);
+	hand_back(r, slot, pos);
+	notify(&r->hdr->space_waitq);
+	return rc;
+}
+
 static int64_t mpmc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64_t max)
 {
-	uint8_t *p = dst;
-	uint64_t pos, got = 0;
+	const uint64_t cap = r->capacity, stride = r->stride, size = r->slot_size;
+	uint8_t *p = dst, *slot;
+	uint64_t pos, idx, got = 0;
 	int64_t rc;
 	int bad = 0;
 
 	if (unlikely(r->held))
 		return -EINPROGRESS;
 	for (int tries = 0; got == 0 && tries < MAX_TRIES; tries++) {
-		if ((rc = claim(r, &r->hdr->head, 1, max, &pos)) < 0)
+		if ((rc = claim(r, &r->hdr->head, 1, max, &pos, &slot)) < 0)
 			return rc == -EAGAIN ? empty_rc(r) : rc;
+		idx = pos_idx(r, pos);
 		for (uint64_t i = 0; i < (uint64_t)rc; i++) {
+			uint64_t n;
+
 			if (i == 1)
 				CRASH_POINT("mpmc-get-many-half");   /* some of the batch handed back */
-			uint64_t n = read_once(meta_at(r, pos + i)->len);
-
-			if (n <= r->slot_size) {
-				memcpy(p, slot_at(r, pos_idx(r, pos + i)), n);
+			n = read_once(slot_meta(r, slot)->len);
+			if (n <= size) {
+				copy_msg(p, slot, n);
 				if (lens)
 					lens[got] = n;
-				p += r->slot_size;
+				p += size;
 				got++;
 			} else {
 				bad |= n != SKIP;
 			}
-			hand_back(r, pos + i);
+			hand_back(r, slot, pos + i);
+			slot = next_slot(r, slot, &idx, cap, stride);
 		}
 		notify(&r->hdr->space_waitq);
 	}
@@ -441,6 +483,7 @@ const struct ring_ops mpmc_ops = {
 	.abandon = mpmc_abandon,
 	.try_front = mpmc_try_front,
 	.release = mpmc_release,
+	.try_get = mpmc_try_get,
 	.try_get_many = mpmc_try_get_many,
 	.writable = mpmc_writable,
 	.readable = mpmc_readable,

@@ -142,6 +142,7 @@ void attach_register(shmring_t *r)
 		if ((cur == 0 || !peer_alive(cur)) &&
 		    cas_acq_rel(&r->hdr->attached[i], &cur, me)) {
 			r->attach_idx = (int)i;
+			r->my_claim = r->claims ? &r->claims[i] : NULL;
 			if (r->claims) {
 				/* A dead holder's claims are not ours.  Until these
 				 * stores land a survivor may still see them under our
@@ -157,6 +158,7 @@ void attach_register(shmring_t *r)
 	/* Table full: this process is not listed ("pids where known"), and its
 	 * claims cannot be told from a dead one's: survivors stop recovering. */
 	r->attach_idx = -1;
+	r->my_claim = NULL;
 	store_relaxed(&r->hdr->untracked, 1);   /* before our first claim's release CAS */
 }
 
@@ -170,4 +172,5 @@ void attach_unregister(shmring_t *r)
 	if (r->attach_idx >= 0 && role_held(r->attach_epoch))
 		cas_acq_rel(&r->hdr->attached[r->attach_idx], &me, 0);
 	r->attach_idx = -1;
+	r->my_claim = NULL;
 }

@@ -285,17 +285,10 @@ int shmring_release(shmring_t *r)
 
 int64_t shmring_try_get_staged(shmring_t *r)
 {
-	uint64_t len;
-	int64_t idx;
-
 	ENTER(r);
-	if (!r->stage)
+	if (unlikely(!r->stage))
 		return -E2BIG;
-	if ((idx = r->ops->try_front(r, &len)) < 0)
-		return idx;
-	copy_msg(r->stage, slot_at(r, (uint64_t)idx), len);
-	r->ops->release(r);
-	return (int64_t)len;
+	return r->ops->try_get(r, r->stage);
 }
 
 int64_t shmring_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64_t max)

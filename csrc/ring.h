@@ -24,6 +24,9 @@ struct ring_ops {
 	int (*commit)(shmring_t *r, uint64_t len);
 	int (*abandon)(shmring_t *r);
 	int64_t (*try_front)(shmring_t *r, uint64_t *len);
+	/* try_front + copy into dst (slot_size bytes of room) + release in one
+	 * step: the length, or -errno.  The single-message get, kept lean. */
+	int64_t (*try_get)(shmring_t *r, void *dst);
 	int (*release)(shmring_t *r);
 	int64_t (*try_get_many)(shmring_t *r, void *dst, uint64_t *lens, uint64_t max);
 	/* 1 when a put (get) might succeed now, else 0; never blocks */
@@ -63,6 +66,7 @@ struct shmring {
 	int attach_idx;
 	uint64_t attach_epoch;
 	struct shmring_claim *claims;   /* the kind's claim records (MPMC), or NULL */
+	struct shmring_claim *my_claim; /* ours among them: NULL without an entry */
 
 	/* Producer side, owned by the role holder. */
 	uint64_t prod_epoch;       /* fork epoch + 1 while this handle holds the role */
@@ -93,26 +97,47 @@ static inline uint8_t *slot_at(const shmring_t *r, uint64_t idx)
 }
 
 /* A message copy.  Lengths are run-time values, and for a small message
- * libc's memcpy (a call and a size dispatch) costs as much as the rest of a
- * put: 8 to 16 bytes take two overlapping 8-byte moves instead (the source, a
- * slot or the caller's buffer, never overlaps the destination).  Larger sizes
- * gained nothing in instruction counts (csrc/bench/instr.sh): libc's is good. */
+ * libc's memcpy (a call through the PLT and a size dispatch) costs as much as
+ * the rest of a put, and makes the caller save registers around it.  8 to 64
+ * bytes take two overlapping moves of 8, 16 or 32 bytes instead (the source,
+ * a slot or the caller's buffer, never overlaps the destination); larger
+ * ones, and the rare tiny ones, go to libc. */
 static inline void copy_msg(void *dst, const void *src, uint64_t n)
 {
 	uint8_t *d = dst;
 	const uint8_t *s = src;
 
-	if (n - 8 > 16 - 8) {
+	if (n - 8 <= 16 - 8) {
+		memcpy(d, s, 8);
+		memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n - 17 <= 32 - 17) {
+		memcpy(d, s, 16);
+		memcpy(d + n - 16, s + n - 16, 16);
+	} else if (n - 33 <= 64 - 33) {
+		memcpy(d, s, 32);
+		memcpy(d + n - 32, s + n - 32, 32);
+	} else {
 		memcpy(d, s, n);
-		return;
 	}
-	memcpy(d, s, 8);
-	memcpy(d + n - 8, s + n - 8, 8);
 }
 
 static inline struct shmring_slot_meta *slot_meta(const shmring_t *r, uint8_t *slot)
 {
 	return (struct shmring_slot_meta *)(void *)(slot + r->meta_off);
+}
+
+/* The slot after `slot` (at index *idx), wrapping at the end of the ring.
+ * Batch loops keep cap and stride in locals: a store into a slot is a byte
+ * store, which may alias *r as far as the compiler knows, and would make it
+ * reload every field of the handle each message. */
+static inline uint8_t *next_slot(const shmring_t *r, uint8_t *slot, uint64_t *idx,
+				 uint64_t cap, uint64_t stride)
+{
+	if (unlikely(++*idx == cap)) {
+		*idx = 0;
+		return r->slots;
+	}
+	return slot + stride;
 }
 
 static inline uint64_t next_idx(const shmring_t *r, uint64_t idx)

@@ -206,11 +206,44 @@ static int spsc_try_put(shmring_t *r, const void *src, uint64_t len)
 	return 1;
 }
 
+/* Packed slots (stride == slot_size: array rings whose items fill whole
+ * lines) hold n consecutive messages of a batch as one run of bytes, or two
+ * where the run wraps: a batch is one or two memcpy calls, not n. */
+static inline int packed(const shmring_t *r)
+{
+	return r->stride == r->slot_size;
+}
+
+/* Copy n full slots' worth between a batch buffer and the run of slots from
+ * idx: to the ring when `in`, else out of it.  Returns the index after it. */
+static uint64_t copy_run(shmring_t *r, uint64_t idx, uint8_t *buf, uint64_t n, int in)
+{
+	uint64_t first = r->capacity - idx < n ? r->capacity - idx : n;
+
+	for (int part = 0; part < 2 && n; part++) {
+		uint8_t *slot = slot_at(r, idx);
+		uint64_t bytes = first * r->stride;
+
+		if (in)
+			memcpy(slot, buf, bytes);
+		else
+			memcpy(buf, slot, bytes);
+		buf += bytes;
+		n -= first;
+		idx = idx + first == r->capacity ? 0 : idx + first;
+		first = n;
+	}
+	return idx;
+}
+
 static int64_t spsc_try_put_many(shmring_t *r, const void *src, const uint64_t *lens, uint64_t n)
 {
+	const uint64_t cap = r->capacity, stride = r->stride, size = r->slot_size;
+	const uint64_t meta = r->meta_off;
 	const uint8_t *p = src;
 	int64_t rc = producer_enter(r);
-	uint64_t i, idx;
+	uint64_t i, idx = r->tail_idx;
+	uint8_t *slot;
 
 	if (unlikely(rc < 0))
 		return rc;
@@ -218,15 +251,21 @@ static int64_t spsc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 		return rc < 0 ? rc : -EAGAIN;
 	if ((uint64_t)rc < n)
 		n = (uint64_t)rc;
-	for (i = 0, idx = r->tail_idx; i < n; i++, idx = next_idx(r, idx)) {
-		uint64_t len = lens ? lens[i] : r->slot_size;
-		uint8_t *slot = slot_at(r, idx);
+	if (!lens && packed(r)) {      /* full messages, no records: one run */
+		publish(r, n, copy_run(r, idx, (uint8_t *)p, n, 1));
+		return (int64_t)n;
+	}
+	slot = slot_at(r, idx);
+	for (i = 0; i < n; i++) {
+		uint64_t len = lens ? lens[i] : size;
 
-		if (unlikely(!len_fits(r, len)))
+		if (unlikely(len > size || (!meta && len != size)))   /* len_fits() */
 			break;
 		copy_msg(slot, p, len);
-		set_len(r, slot, len);
+		if (meta)
+			((struct shmring_slot_meta *)(void *)(slot + meta))->len = len;
 		p += len;
+		slot = next_slot(r, slot, &idx, cap, stride);
 	}
 	if (i == 0)
 		return -EMSGSIZE;
@@ -264,7 +303,8 @@ static int spsc_abandon(shmring_t *r)
 	return 0;
 }
 
-static int64_t spsc_try_front(shmring_t *r, uint64_t *len)
+/* The oldest message: its length, and its slot in *slot; or -errno. */
+static inline int64_t front(shmring_t *r, uint8_t **slot)
 {
 	int64_t rc = consumer_enter(r);
 
@@ -272,7 +312,16 @@ static int64_t spsc_try_front(shmring_t *r, uint64_t *len)
 		return rc;
 	if ((rc = ready_msgs(r, 1)) < 0)
 		return rc;
-	if ((rc = msg_len(r, slot_at(r, r->head_idx))) < 0)
+	*slot = slot_at(r, r->head_idx);
+	return msg_len(r, *slot);
+}
+
+static int64_t spsc_try_front(shmring_t *r, uint64_t *len)
+{
+	uint8_t *slot;
+	int64_t rc = front(r, &slot);
+
+	if (rc < 0)
 		return rc;
 	*len = (uint64_t)rc;
 	r->held = 1;
@@ -288,26 +337,53 @@ static int spsc_release(shmring_t *r)
 	return 0;
 }
 
+static int64_t spsc_try_get(shmring_t *r, void *dst)
+{
+	uint8_t *slot;
+	int64_t rc = front(r, &slot);
+
+	if (rc < 0)
+		return rc;
+	copy_msg(dst, slot, (uint64_t)rc);
+	consume(r, 1, next_idx(r, r->head_idx));
+	return rc;
+}
+
 static int64_t spsc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64_t max)
 {
-	uint8_t *p = dst;
+	const uint64_t cap = r->capacity, stride = r->stride, size = r->slot_size;
+	const uint64_t meta = r->meta_off;
+	uint8_t *p = dst, *slot;
 	int64_t rc = consumer_enter(r);
-	uint64_t i, n, idx;
+	uint64_t i, n, idx = r->head_idx;
 
 	if (unlikely(rc < 0))
 		return rc;
 	if ((rc = ready_msgs(r, max)) < 0)
 		return rc;
 	n = (uint64_t)rc < max ? (uint64_t)rc : max;
-	for (i = 0, idx = r->head_idx; i < n; i++, idx = next_idx(r, idx)) {
-		uint8_t *slot = slot_at(r, idx);
+	if (!meta && packed(r)) {      /* every slot holds a full message */
+		for (i = 0; lens && i < n; i++)
+			lens[i] = size;
+		consume(r, n, copy_run(r, idx, p, n, 0));
+		return (int64_t)n;
+	}
+	slot = slot_at(r, idx);
+	for (i = 0; i < n; i++) {
+		uint64_t len = size;
 
-		if ((rc = msg_len(r, slot)) < 0)
-			break;
-		copy_msg(p, slot, (uint64_t)rc);
+		if (meta) {              /* msg_len(): read once, then checked */
+			len = read_once(((struct shmring_slot_meta *)(void *)(slot + meta))->len);
+			if (unlikely(len > size)) {
+				rc = -EUCLEAN;
+				break;
+			}
+		}
+		copy_msg(p, slot, len);
 		if (lens)
-			lens[i] = (uint64_t)rc;
-		p += r->slot_size;
+			lens[i] = len;
+		p += size;
+		slot = next_slot(r, slot, &idx, cap, stride);
 	}
 	if (i == 0)
 		return rc;
@@ -356,6 +432,7 @@ const struct ring_ops spsc_ops = {
 	.abandon = spsc_abandon,
 	.try_front = spsc_try_front,
 	.release = spsc_release,
+	.try_get = spsc_try_get,
 	.try_get_many = spsc_try_get_many,
 	.writable = spsc_writable,
 	.readable = spsc_readable,

@@ -586,6 +586,43 @@ static int t_batch(long cap_)
 	return PASS;
 }
 
+/* Array rings: every message fills its slot, no length record.  Items of 64
+ * bytes fill whole lines (stride == slot_size, "packed": a batch is copied as
+ * one run, two where it wraps); 48-byte items leave a gap (one copy each). */
+static int t_batch_array(long arg)
+{
+	const uint64_t cap = (uint64_t)arg / 1000, slot = (uint64_t)arg % 1000;
+	const uint64_t total = 5 * cap + 70;
+	struct shmring_params p = params(cap, slot);
+	uint8_t dst[64 * 64];
+	uint64_t lens[64], glens[64], sent = 0, recv = 0;
+	shmring_t *r;
+	int64_t m;
+
+	p.ndim = 1, p.shape[0] = slot, p.dtype = "|u1";
+	CHECK((r = mk_p(ring_name(), &p)));
+	while (recv < total) {
+		/* batches of 1..64, at times more than fit, straddling the end */
+		uint64_t n = umin(1 + sent * 7 % 64, total - sent), room = cap - (sent - recv);
+		uint64_t max = 1 + recv * 5 % 64;
+
+		if (n) {
+			pack(lens, n, sent, slot, len_full);
+			m = shmring_try_put_many(r, buf, NULL, n);
+			EQ(m, room ? (int64_t)umin(n, room) : -EAGAIN);
+			sent += m > 0 ? (uint64_t)m : 0;
+		}
+		memset(glens, 0xff, sizeof(glens));
+		m = shmring_try_get_many(r, dst, recv % 2 ? glens : NULL, max);
+		EQ(m, sent > recv ? (int64_t)umin(max, sent - recv) : -EAGAIN);
+		CHECK(check_many(dst, recv % 2 ? glens : NULL, m, slot, recv, len_full));
+		recv += m > 0 ? (uint64_t)m : 0;
+	}
+	EQ(shmring_length(r), 0);
+	EQ(hdr(r)->tail, total);
+	return PASS;
+}
+
 static int t_msgsize(void)
 {
 	shmring_t *r = mk(ring_name(), 4, 32);
@@ -1599,6 +1636,12 @@ int main(int argc, char **argv)
 		add(t_fifo, caps[i], "fifo cap=%ld, lengths 0..slot_size", caps[i]);
 	for (unsigned i = 0; i < 5; i++)
 		add(t_batch, caps[i], "put_many/get_many cap=%ld, wrapping", caps[i]);
+	for (unsigned i = 0; i < 5; i++) {
+		add(t_batch_array, caps[i] * 1000 + 64,
+		    "array batches cap=%ld, 64 B items (copied as runs)", caps[i]);
+		add(t_batch_array, caps[i] * 1000 + 48,
+		    "array batches cap=%ld, 48 B items (one by one)", caps[i]);
+	}
 	add0(t_msgsize, "-EMSGSIZE: put, put_many, commit");
 	add0(t_zerocopy, "reserve/commit/abandon, front/release");
 	add0(t_inprogress, "-EINPROGRESS: open reservation, held front");
