@@ -39,7 +39,10 @@ ffibuilder.set_source(
     sources=sorted(str(p.relative_to(HERE.parent)) for p in CSRC.glob("*.c")),
     include_dirs=["csrc"],
     depends=sorted(str(p.relative_to(HERE.parent)) for p in CSRC.glob("*.h")),
-    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Wshadow"],
+    # Hidden: the core's functions and globals are reached directly, not
+    # through the PLT and GOT (only PyInit__lib is exported).
+    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Wshadow",
+                        "-fvisibility=hidden"],
     libraries=["rt", "pthread"],
 )
 
