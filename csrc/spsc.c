@@ -251,7 +251,13 @@ static int64_t spsc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 		return rc < 0 ? rc : -EAGAIN;
 	if ((uint64_t)rc < n)
 		n = (uint64_t)rc;
-	if (!lens && packed(r)) {      /* full messages, no records: one run */
+	if (lens) {                    /* the messages that fit, up to the first that does not */
+		for (i = 0; i < n && len_fits(r, lens[i]); i++)
+			;
+		if (i == 0)
+			return -EMSGSIZE;
+		n = i;
+	} else if (packed(r)) {        /* full messages, no records: one run */
 		publish(r, n, copy_run(r, idx, (uint8_t *)p, n, 1));
 		return (int64_t)n;
 	}
@@ -259,18 +265,14 @@ static int64_t spsc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 	for (i = 0; i < n; i++) {
 		uint64_t len = lens ? lens[i] : size;
 
-		if (unlikely(len > size || (!meta && len != size)))   /* len_fits() */
-			break;
 		copy_msg(slot, p, len);
 		if (meta)
 			((struct shmring_slot_meta *)(void *)(slot + meta))->len = len;
 		p += len;
 		slot = next_slot(r, slot, &idx, cap, stride);
 	}
-	if (i == 0)
-		return -EMSGSIZE;
-	publish(r, i, idx);      /* one release for the whole batch */
-	return (int64_t)i;
+	publish(r, n, idx);      /* one release for the whole batch */
+	return (int64_t)n;
 }
 
 static int64_t spsc_try_reserve(shmring_t *r)
