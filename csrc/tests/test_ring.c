@@ -540,13 +540,42 @@ static uint64_t pack(uint64_t *lens, uint64_t n, uint64_t first, uint64_t slot,
 	return off;
 }
 
+/* Batches of 1..64 until `total` messages went through: at times more than
+ * fit (put_many takes what fits), straddling the end of the ring, every other
+ * get without lengths.  lens_in: give put_many each length (else NULL). */
+static int batch_stream(shmring_t *r, uint64_t cap, uint64_t slot, uint64_t total,
+			uint64_t *sent, uint64_t *recv, uint64_t (*len_of)(uint64_t, uint64_t),
+			int lens_in)
+{
+	uint8_t dst[64 * 64];
+	uint64_t lens[64], glens[64];
+	int64_t m;
+
+	while (*recv < total) {
+		uint64_t n = umin(1 + *sent * 7 % 64, total - *sent), room = cap - (*sent - *recv);
+		uint64_t max = 1 + *recv * 5 % 64, *gl = *recv % 2 ? glens : NULL;
+
+		if (n) {
+			pack(lens, n, *sent, slot, len_of);
+			m = shmring_try_put_many(r, buf, lens_in ? lens : NULL, n);
+			EQ(m, room ? (int64_t)umin(n, room) : -EAGAIN);
+			*sent += m > 0 ? (uint64_t)m : 0;
+		}
+		memset(glens, 0xff, sizeof(glens));
+		m = shmring_try_get_many(r, dst, gl, max);
+		EQ(m, *sent > *recv ? (int64_t)umin(max, *sent - *recv) : -EAGAIN);
+		CHECK(check_many(dst, gl, m, slot, *recv, len_of));
+		*recv += m > 0 ? (uint64_t)m : 0;
+	}
+	return PASS;
+}
+
 static int t_batch(long cap_)
 {
 	const uint64_t cap = (uint64_t)cap_, slot = 48, total = 3 * cap + 130;
 	shmring_t *r = mk(ring_name(), cap, slot);
 	uint8_t dst[64 * 48];
 	uint64_t lens[64], glens[64], sent = 0, recv = 0;
-	int64_t m;
 
 	CHECK(r);
 	/* a batch straddling the end of the ring: slots cap-1, 0, 1, ... */
@@ -561,22 +590,8 @@ static int t_batch(long cap_)
 	CHECK(check_many(dst, glens, (int64_t)umin(cap, 64), slot, recv, len_var));
 	recv += umin(cap, 64);
 
-	while (recv < total) {
-		/* up to 64 at a time, at times more than fit: put_many takes what fits */
-		uint64_t n = umin(1 + sent * 7 % 64, total - sent), room = cap - (sent - recv);
-		uint64_t max = 1 + recv * 5 % 64;
-
-		if (n) {
-			pack(lens, n, sent, slot, len_var);
-			m = shmring_try_put_many(r, buf, lens, n);
-			EQ(m, room ? (int64_t)umin(n, room) : -EAGAIN);
-			sent += m > 0 ? (uint64_t)m : 0;
-		}
-		m = shmring_try_get_many(r, dst, glens, max);
-		EQ(m, sent > recv ? (int64_t)umin(max, sent - recv) : -EAGAIN);
-		CHECK(check_many(dst, glens, m, slot, recv, len_var));
-		recv += m > 0 ? (uint64_t)m : 0;
-	}
+	if (batch_stream(r, cap, slot, total, &sent, &recv, len_var, 1) != PASS)
+		return FAIL;
 	/* lens NULL: every message is slot_size bytes, both ways */
 	pack(lens, umin(cap, 3), sent, slot, len_full);
 	EQ(shmring_try_put_many(r, buf, NULL, umin(cap, 3)), umin(cap, 3));
@@ -594,30 +609,13 @@ static int t_batch_array(long arg)
 	const uint64_t cap = (uint64_t)arg / 1000, slot = (uint64_t)arg % 1000;
 	const uint64_t total = 5 * cap + 70;
 	struct shmring_params p = params(cap, slot);
-	uint8_t dst[64 * 64];
-	uint64_t lens[64], glens[64], sent = 0, recv = 0;
+	uint64_t sent = 0, recv = 0;
 	shmring_t *r;
-	int64_t m;
 
 	p.ndim = 1, p.shape[0] = slot, p.dtype = "|u1";
 	CHECK((r = mk_p(ring_name(), &p)));
-	while (recv < total) {
-		/* batches of 1..64, at times more than fit, straddling the end */
-		uint64_t n = umin(1 + sent * 7 % 64, total - sent), room = cap - (sent - recv);
-		uint64_t max = 1 + recv * 5 % 64;
-
-		if (n) {
-			pack(lens, n, sent, slot, len_full);
-			m = shmring_try_put_many(r, buf, NULL, n);
-			EQ(m, room ? (int64_t)umin(n, room) : -EAGAIN);
-			sent += m > 0 ? (uint64_t)m : 0;
-		}
-		memset(glens, 0xff, sizeof(glens));
-		m = shmring_try_get_many(r, dst, recv % 2 ? glens : NULL, max);
-		EQ(m, sent > recv ? (int64_t)umin(max, sent - recv) : -EAGAIN);
-		CHECK(check_many(dst, recv % 2 ? glens : NULL, m, slot, recv, len_full));
-		recv += m > 0 ? (uint64_t)m : 0;
-	}
+	if (batch_stream(r, cap, slot, total, &sent, &recv, len_full, 0) != PASS)
+		return FAIL;
 	EQ(shmring_length(r), 0);
 	EQ(hdr(r)->tail, total);
 	return PASS;
