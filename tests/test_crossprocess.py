@@ -71,6 +71,18 @@ def test_array_ring_exactly_once(name, capacity):
         assert_exactly_once(run_pair(name, count, "array", 0), count)
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("capacity", [1, 3, 64, 100])
+@pytest.mark.parametrize("items", [16, 6], ids=["packed", "gapped"])
+def test_array_batches_exactly_once(name, capacity, items):
+    # 16 uint64 fill two whole lines: a batch is copied as one run of slots (two
+    # where it wraps); 6 leave a gap in each 64-byte slot: copied one by one.
+    count = 50_000
+    with shmring.create(name, capacity, shape=(items,), dtype=np.uint64) as ring:
+        assert (ring.info()["slot_stride"] == 8 * items) == (items == 16)
+        assert_exactly_once(run_pair(name, count, "array-batch", 0), count)
+
+
 @pytest.mark.soak
 @pytest.mark.timeout(7200)
 @pytest.mark.parametrize("capacity", [1, 2, 3, 1024])

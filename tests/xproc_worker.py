@@ -4,7 +4,7 @@
     python xproc_worker.py consume NAME COUNT MODE SIZE [CPU]
 
 MODE: single (put/get), batch (put_many/get_many), zerocopy (reserve/recv),
-array (an array ring, put/get).  Every message carries its sequence number and
+array (an array ring, put/get), array-batch (an array ring, put_many/get_many).  Every message carries its sequence number and
 a crc32; the consumer prints one JSON line of counts.
 """
 from __future__ import annotations
@@ -39,6 +39,11 @@ def produce(ring: shmring.Ring, count: int, mode: str, size: int) -> None:
         n = ring.shape[0]  # type: ignore[index]
         for seq in range(count):
             ring.put(array_message(seq, n), timeout=TIMEOUT)
+    elif mode == "array-batch":
+        n = ring.shape[0]  # type: ignore[index]
+        for start in range(0, count, BATCH):
+            batch = np.stack([array_message(s, n) for s in range(start, min(start + BATCH, count))])
+            assert ring.put_many(batch, timeout=TIMEOUT) == len(batch)
     elif mode == "batch":
         for start in range(0, count, BATCH):
             batch = [message(s, size) for s in range(start, min(start + BATCH, count))]
@@ -74,6 +79,10 @@ def consume(ring: shmring.Ring, count: int, mode: str) -> dict[str, int]:
             seen[seq] = 1
             last = max(last, seq)
 
+    def check_array(a: np.ndarray) -> None:
+        account(int(a[0]), int(a[-1]) == zlib.crc32(a[:-1].tobytes())
+                and bool((np.diff(a[:-1]) == 1).all()))
+
     def check(msg: bytes) -> None:
         body, crc = msg[:-4], struct.unpack("<I", msg[-4:])[0]
         account(struct.unpack("<Q", body[:8])[0], zlib.crc32(body) == crc)
@@ -81,9 +90,10 @@ def consume(ring: shmring.Ring, count: int, mode: str) -> dict[str, int]:
     try:
         while True:
             if mode == "array":
-                a = ring.get(timeout=TIMEOUT)
-                account(int(a[0]), int(a[-1]) == zlib.crc32(a[:-1].tobytes())
-                        and bool((np.diff(a[:-1]) == 1).all()))
+                check_array(ring.get(timeout=TIMEOUT))
+            elif mode == "array-batch":
+                for a in ring.get_many(BATCH, timeout=TIMEOUT):
+                    check_array(a)
             elif mode == "batch":
                 for msg in ring.get_many(BATCH, timeout=TIMEOUT):
                     check(msg)
