@@ -206,20 +206,43 @@ static int spsc_try_put(shmring_t *r, const void *src, uint64_t len)
 	return 1;
 }
 
-/* Packed slots (stride == slot_size: array rings whose items fill whole
- * lines) hold n consecutive messages of a batch as one run of bytes, or two
- * where the run wraps: a batch is one or two memcpy calls, not n. */
-static inline int packed(const shmring_t *r)
+/* copy_full()'s loop, inlined per item size. */
+static inline __attribute__((always_inline)) uint64_t
+copy_each(shmring_t *r, uint64_t idx, uint8_t *buf, uint64_t n, int in, uint64_t size)
 {
-	return r->stride == r->slot_size;
+	const uint64_t cap = r->capacity, stride = r->stride;
+	uint8_t *slot = slot_at(r, idx);
+
+	for (uint64_t i = 0; i < n; i++, buf += size) {
+		if (in)
+			copy_msg(slot, buf, size);
+		else
+			copy_msg(buf, slot, size);
+		slot = next_slot(r, slot, &idx, cap, stride);
+	}
+	return idx;
 }
 
-/* Copy n full slots' worth between a batch buffer and the run of slots from
- * idx: to the ring when `in`, else out of it.  Returns the index after it. */
-static uint64_t copy_run(shmring_t *r, uint64_t idx, uint8_t *buf, uint64_t n, int in)
+/* Full messages of an array ring (every message is slot_size bytes, no
+ * length record) between a batch buffer and n slots from idx: into the ring
+ * when `in`, else out of it.  Returns the index after the last.
+ *
+ * Packed slots (stride == slot_size: items that fill whole lines) hold the
+ * batch as one run of bytes, two where it wraps: one or two memcpy calls, not
+ * n.  Otherwise one copy per slot, of a length the compiler knows for the
+ * item sizes of scalars (8, 16, 32 bytes), so each is a move or two. */
+static uint64_t copy_full(shmring_t *r, uint64_t idx, uint8_t *buf, uint64_t n, int in)
 {
 	uint64_t first = r->capacity - idx < n ? r->capacity - idx : n;
 
+	if (r->stride != r->slot_size) {
+		switch (r->slot_size) {
+		case 8:  return copy_each(r, idx, buf, n, in, 8);
+		case 16: return copy_each(r, idx, buf, n, in, 16);
+		case 32: return copy_each(r, idx, buf, n, in, 32);
+		default: return copy_each(r, idx, buf, n, in, r->slot_size);
+		}
+	}
 	for (int part = 0; part < 2 && n; part++) {
 		uint8_t *slot = slot_at(r, idx);
 		uint64_t bytes = first * r->stride;
@@ -257,8 +280,9 @@ static int64_t spsc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 		if (i == 0)
 			return -EMSGSIZE;
 		n = i;
-	} else if (packed(r)) {        /* full messages, no records: one run */
-		publish(r, n, copy_run(r, idx, (uint8_t *)p, n, 1));
+	}
+	if (!meta) {                   /* an array ring: full messages, no records */
+		publish(r, n, copy_full(r, idx, (uint8_t *)p, n, 1));
 		return (int64_t)n;
 	}
 	slot = slot_at(r, idx);
@@ -266,8 +290,7 @@ static int64_t spsc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 		uint64_t len = lens ? lens[i] : size;
 
 		copy_msg(slot, p, len);
-		if (meta)
-			((struct shmring_slot_meta *)(void *)(slot + meta))->len = len;
+		((struct shmring_slot_meta *)(void *)(slot + meta))->len = len;   /* set_len() */
 		p += len;
 		slot = next_slot(r, slot, &idx, cap, stride);
 	}
@@ -364,22 +387,20 @@ static int64_t spsc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64
 	if ((rc = ready_msgs(r, max)) < 0)
 		return rc;
 	n = (uint64_t)rc < max ? (uint64_t)rc : max;
-	if (!meta && packed(r)) {      /* every slot holds a full message */
+	if (!meta) {                   /* an array ring: every slot holds a full message */
 		for (i = 0; lens && i < n; i++)
 			lens[i] = size;
-		consume(r, n, copy_run(r, idx, p, n, 0));
+		consume(r, n, copy_full(r, idx, p, n, 0));
 		return (int64_t)n;
 	}
 	slot = slot_at(r, idx);
 	for (i = 0; i < n; i++) {
-		uint64_t len = size;
+		/* msg_len(): read once, then checked */
+		uint64_t len = read_once(((struct shmring_slot_meta *)(void *)(slot + meta))->len);
 
-		if (meta) {              /* msg_len(): read once, then checked */
-			len = read_once(((struct shmring_slot_meta *)(void *)(slot + meta))->len);
-			if (unlikely(len > size)) {
-				rc = -EUCLEAN;
-				break;
-			}
+		if (unlikely(len > size)) {
+			rc = -EUCLEAN;
+			break;
 		}
 		copy_msg(p, slot, len);
 		if (lens)

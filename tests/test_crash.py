@@ -66,9 +66,16 @@ def run_trial(t: Trial, name: str, tmp: Path, rng: random.Random) -> dict[str, i
     procs: list[subprocess.Popen[str]] = []
     ring = shmring.create(name, t.capacity, slot_size=32, kind=t.kind)
     try:
-        # a crash point fires on this pass (a batch point only passes in batches of 2+)
-        # (the victim shares the stream with a second consumer, so keep well below it)
-        hit = rng.randrange(1, 8) if t.point and t.point.endswith("-half") else rng.randrange(40, COUNT // 4)
+        # A crash point fires on this pass.  A batch point only passes in a claim of 2+
+        # positions: a producer's first put_many, on the empty ring, is sure to be one
+        # (later ones, behind a full ring, are mostly single); a consumer's get_many
+        # takes what a full ring holds.
+        if t.point == "mpmc-put-many-half":
+            hit = 1
+        elif t.point and t.point.endswith("-half"):
+            hit = rng.randrange(1, 8)
+        else:
+            hit = rng.randrange(40, COUNT // 4)
 
         def env_for(role: str, i: int) -> dict[str, str]:
             e = dict(os.environ)
@@ -82,12 +89,19 @@ def run_trial(t: Trial, name: str, tmp: Path, rng: random.Random) -> dict[str, i
             procs.append(p)
             return p
 
-        consumers = [consumer(c) for c in range(ncons)]
-        producers = []
-        for p in range(nprod):
-            producers.append(spawn(["produce", name, str(ledger), str(p), str(COUNT), t.put,
-                                    str(nprod), str(slots)], env=env_for("producer", p)))
-            procs.append(producers[-1])
+        def producer(p: int) -> subprocess.Popen[str]:
+            proc = spawn(["produce", name, str(ledger), str(p), str(COUNT), t.put,
+                          str(nprod), str(slots)], env=env_for("producer", p))
+            procs.append(proc)
+            return proc
+
+        # At a crash point the victim is alone on its side until the point fires:
+        # sharing the stream, a consumer could be starved below `hit` passes, and a
+        # producer behind a full ring claim one position at a time and never pass a
+        # batch point; either would never reach it.  The others join after.
+        alone = t.victim if t.point else None
+        consumers = [consumer(c) for c in range(1 if alone == "consumer" else ncons)]
+        producers = [producer(p) for p in range(1 if alone == "producer" else nprod)]
         for p in consumers + producers:
             wait_ready(p)
 
@@ -101,9 +115,18 @@ def run_trial(t: Trial, name: str, tmp: Path, rng: random.Random) -> dict[str, i
             victim.kill()
             victim.wait()
         t0 = time.monotonic()
+        joined = []
+        if alone == "producer":
+            joined = [producer(p) for p in range(1, nprod)]
+            producers += joined
+        elif alone == "consumer":
+            joined = [consumer(c) for c in range(1, ncons)]
+            consumers += joined
         if t.victim == "consumer":
             consumers.append(consumer(ncons))
-            wait_ready(consumers[-1])
+            joined.append(consumers[-1])
+        for p in joined:
+            wait_ready(p)
         survivors = [p for p in producers if p is not victim]
         for p in survivors:
             _, err = p.communicate(timeout=FINISH_BOUND)

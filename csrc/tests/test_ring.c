@@ -603,7 +603,8 @@ static int t_batch(long cap_)
 
 /* Array rings: every message fills its slot, no length record.  Items of 64
  * bytes fill whole lines (stride == slot_size, "packed": a batch is copied as
- * one run, two where it wraps); 48-byte items leave a gap (one copy each). */
+ * one run, two where it wraps); smaller ones leave a gap (one copy each, of a
+ * size the compiler knows for 8, 16 and 32 bytes). */
 static int t_batch_array(long arg)
 {
 	const uint64_t cap = (uint64_t)arg / 1000, slot = (uint64_t)arg % 1000;
@@ -1639,7 +1640,11 @@ int main(int argc, char **argv)
 		    "array batches cap=%ld, 64 B items (copied as runs)", caps[i]);
 		add(t_batch_array, caps[i] * 1000 + 48,
 		    "array batches cap=%ld, 48 B items (one by one)", caps[i]);
+		add(t_batch_array, caps[i] * 1000 + 8,
+		    "array batches cap=%ld, 8 B items (one by one, fixed size)", caps[i]);
 	}
+	add(t_batch_array, 7 * 1000 + 16, "array batches cap=7, 16 B items (one by one, fixed size)");
+	add(t_batch_array, 7 * 1000 + 32, "array batches cap=7, 32 B items (one by one, fixed size)");
 	add0(t_msgsize, "-EMSGSIZE: put, put_many, commit");
 	add0(t_zerocopy, "reserve/commit/abandon, front/release");
 	add0(t_inprogress, "-EINPROGRESS: open reservation, held front");
