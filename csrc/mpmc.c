@@ -100,8 +100,7 @@ claim(shmring_t *r, _Atomic uint64_t *counter, uint64_t side, uint64_t max,
 		while (n < max) {
 			/* SYNC POINT: pairs with the release of seq that gave this
 			 * position its turn (publish, hand_back or give_up_dead). */
-			uint64_t seq = load_acquire(&((struct shmring_slot_meta *)(void *)
-						      (s + meta))->seq);
+			uint64_t seq = load_acquire(&meta_of(s, meta)->seq);
 			int64_t dif = (int64_t)(seq - (2 * (pos + n) + side));
 
 			if (dif == 0) {

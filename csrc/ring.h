@@ -121,9 +121,16 @@ static inline void copy_msg(void *dst, const void *src, uint64_t n)
 	}
 }
 
+/* A slot's record, meta_off bytes into it.  Batch loops pass meta_off from a
+ * local (see next_slot()); the rest use slot_meta(). */
+static inline struct shmring_slot_meta *meta_of(uint8_t *slot, uint64_t meta_off)
+{
+	return (struct shmring_slot_meta *)(void *)(slot + meta_off);
+}
+
 static inline struct shmring_slot_meta *slot_meta(const shmring_t *r, uint8_t *slot)
 {
-	return (struct shmring_slot_meta *)(void *)(slot + r->meta_off);
+	return meta_of(slot, r->meta_off);
 }
 
 /* The slot after `slot` (at index *idx), wrapping at the end of the ring.

@@ -290,7 +290,7 @@ static int64_t spsc_try_put_many(shmring_t *r, const void *src, const uint64_t *
 		uint64_t len = lens ? lens[i] : size;
 
 		copy_msg(slot, p, len);
-		((struct shmring_slot_meta *)(void *)(slot + meta))->len = len;   /* set_len() */
+		meta_of(slot, meta)->len = len;   /* set_len() */
 		p += len;
 		slot = next_slot(r, slot, &idx, cap, stride);
 	}
@@ -396,7 +396,7 @@ static int64_t spsc_try_get_many(shmring_t *r, void *dst, uint64_t *lens, uint64
 	slot = slot_at(r, idx);
 	for (i = 0; i < n; i++) {
 		/* msg_len(): read once, then checked */
-		uint64_t len = read_once(((struct shmring_slot_meta *)(void *)(slot + meta))->len);
+		uint64_t len = read_once(meta_of(slot, meta)->len);
 
 		if (unlikely(len > size)) {
 			rc = -EUCLEAN;
